@@ -1,0 +1,91 @@
+# cmbench front door. See README.md and DESIGN.md §6.
+#   make            install missing packages, configure, build (build/bin/)
+#   make test       build, then every CTest suite (unit, conformance, loadgen, bench end-to-end)
+#   make bench      the default benchmark suite, charts and report (results/<timestamp>-<host>/)
+
+SHELL      := /bin/bash
+BUILD      ?= build
+GENERATOR  ?= Ninja
+JOBS       ?= $(shell nproc)
+PY         := /usr/bin/python3
+CTEST_ARGS ?= --output-on-failure
+# Warnings are errors in CI (CI=true is set by the CI runner).
+WERROR     ?= $(if $(CI),ON,OFF)
+
+# Exactly the Debian packages the build, tests, benchmarks and charts need.
+PACKAGES := g++ clang libclang-rt-14-dev cmake ninja-build pkg-config make \
+            libboost-dev libevent-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev \
+            python3 python3-matplotlib python3-psutil \
+            curl wrk nginx-light util-linux procps iproute2 git
+
+.PHONY: all build configure deps test sanitize tsan fuzz bench bench-quick bench-full micro \
+        plots report compare loadgen-vs-wrk clean
+
+all: deps build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all packages present"; exit 0; fi; \
+	echo "deps: missing:" $$missing; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps: run as root: apt-get update && apt-get install -y" $$missing; exit 1; fi; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DCMBENCH_WERROR=$(WERROR)
+
+configure: $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: deps build
+	cd $(BUILD) && ctest $(CTEST_ARGS) -j 1
+
+# ASan+UBSan and TSan builds run the same suites against instrumented binaries.
+sanitize: deps
+	cmake -S . -B build-asan -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMBENCH_WERROR=$(WERROR) \
+	  -DCMBENCH_SANITIZE=address,undefined
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  CMBENCH_SANITIZED=1 ctest $(CTEST_ARGS) -j 1
+
+tsan: deps
+	cmake -S . -B build-tsan -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMBENCH_WERROR=$(WERROR) \
+	  -DCMBENCH_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 CMBENCH_SANITIZED=1 ctest $(CTEST_ARGS) -j 1
+
+# libFuzzer on the request parser for FUZZ_SECONDS, starting from the committed corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	CXX=clang++ cmake -S . -B build-fuzz -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMBENCH_FUZZ=ON
+	cmake --build build-fuzz --target fuzz_parser -j $(JOBS)
+	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
+	build-fuzz/bin/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -max_len=20000 build-fuzz/corpus
+
+# Benchmarks. RUN=<results folder>, RESUME=<results folder>, MODELS=epoll,asio, EXPERIMENTS=scale,idle
+BENCH_ARGS = $(if $(RESUME),--resume $(RESUME)) $(if $(MODELS),--models $(MODELS)) \
+             $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS)) $(if $(REPS),--reps $(REPS))
+bench: all
+	$(PY) bench/run.py --preset default $(BENCH_ARGS)
+bench-quick: all
+	$(PY) bench/run.py --preset quick $(BENCH_ARGS)
+bench-full: all
+	$(PY) bench/run.py --preset full $(BENCH_ARGS)
+micro: all
+	$(PY) bench/run.py --experiments micro $(BENCH_ARGS)
+plots:
+	@test -n "$(RUN)" || { echo "usage: make plots RUN=results/<folder>"; exit 2; }
+	$(PY) plots/plot.py $(RUN)
+report:
+	@test -n "$(RUN)" || { echo "usage: make report RUN=results/<folder>"; exit 2; }
+	$(PY) bench/report.py $(RUN)
+compare:
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<a> B=results/<b>"; exit 2; }
+	$(PY) bench/compare.py $(A) $(B)
+
+loadgen-vs-wrk: all
+	$(PY) bench/loadgen_vs_wrk.py
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

@@ -1,0 +1,175 @@
+#include "event_loop.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "http_session.hpp"
+#include "net.hpp"
+#include "server_main.hpp"
+#include "signals.hpp"
+
+namespace cmbench::ev {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kAcceptBatch = 64;           // accepts per wake-up, so clients cannot starve the loop
+constexpr int kWritesPerEvent = 16;        // sendmsg calls per event: big bodies share the loop
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);  // back-off when out of fds
+
+// Per-connection state: a small struct; the session holds heap memory only mid-request.
+struct Connection {
+  UniqueFd fd;
+  http::HttpSession session;
+  int mask = kReadable;    // what the backend watches for this fd now
+  bool draining = false;   // final response sent: discard input until the peer closes
+  std::size_t drained = 0;
+};
+
+class EventLoop {
+ public:
+  EventLoop(const std::string& model, UniqueFd listener, Backend& backend)
+      : model_(model), listener_(std::move(listener)), backend_(backend) {}
+
+  int run() {
+    SignalPipe::watch(SIGTERM);
+    SignalPipe::watch(SIGINT);
+    if (!backend_.add(listener_.get(), kReadable) || !backend_.add(SignalPipe::fd(), kReadable)) {
+      log_error(model_, "cannot watch the listening socket");
+      return 1;
+    }
+    std::vector<Ready> ready;
+    while (true) {
+      if (!backend_.wait(wait_timeout_ms(), ready)) {
+        log_error(model_, std::string("wait: ") + std::strerror(errno));
+        return 1;
+      }
+      resume_accepting_if_due();
+      for (const Ready& event : ready) {
+        if (event.fd == SignalPipe::fd()) {
+          if (SignalPipe::drain_stop()) return 0;  // connections close as conns_ is destroyed
+        } else if (event.fd == listener_.get()) {
+          if (!accept_paused_) accept_clients();
+        } else if (auto it = conns_.find(event.fd); it != conns_.end()) {
+          handle(it->second, event.mask);
+        }
+      }
+    }
+  }
+
+ private:
+  int wait_timeout_ms() const {
+    if (!accept_paused_) return -1;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(resume_at_ - Clock::now());
+    return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+  }
+
+  void accept_clients() {
+    for (int i = 0; i < kAcceptBatch; ++i) {
+      AcceptResult r = accept_client(listener_.get(), true);
+      if (r.status == AcceptStatus::WouldBlock) return;
+      if (r.status == AcceptStatus::Failed) continue;
+      if (r.status == AcceptStatus::FdLimit) {
+        // Out of descriptors: the listener stays readable, so accepting again at once would
+        // spin. Stop watching it for a moment (as nginx does); clients wait in the backlog.
+        if (fd_limit_hits_++ % 100 == 0)
+          log_error(model_, std::string("accept: ") + std::strerror(r.error) +
+                                "; pausing accepts for 100 ms");
+        backend_.remove(listener_.get());
+        accept_paused_ = true;
+        resume_at_ = Clock::now() + kAcceptPause;
+        return;
+      }
+      const int fd = r.fd.get();
+      if (!backend_.add(fd, kReadable)) {
+        reject_connection(std::move(r.fd), 503);  // e.g. select: fd >= FD_SETSIZE
+        continue;
+      }
+      conns_.try_emplace(fd).first->second.fd = std::move(r.fd);
+    }
+  }
+
+  void resume_accepting_if_due() {
+    if (accept_paused_ && Clock::now() >= resume_at_) {
+      accept_paused_ = !backend_.add(listener_.get(), kReadable);
+    }
+  }
+
+  // One readiness event for one connection: read or write as its session wants, then tell the
+  // backend what to wait for next.
+  void handle(Connection& c, int mask) {
+    if (c.draining) {
+      if (!drain(c)) close(c);
+      return;
+    }
+    if ((mask & kReadable) && c.session.next() == http::Want::Read) {
+      const ssize_t n = ::recv(c.fd.get(), scratch_, sizeof scratch_, 0);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return close(c);
+      if (n > 0) c.session.on_bytes({scratch_, static_cast<std::size_t>(n)});
+    }
+    // Write at once rather than waiting a round for writability: usually it all fits.
+    if (c.session.next() == http::Want::Write && !write_some(c)) return close(c);
+    if (c.session.next() == http::Want::Finish) {
+      ::shutdown(c.fd.get(), SHUT_WR);
+      c.draining = true;
+    }
+    const int want = c.session.next() == http::Want::Write ? kWritable : kReadable;
+    if (want != c.mask) {
+      backend_.modify(c.fd.get(), want);
+      c.mask = want;
+    }
+  }
+
+  // Writes until the socket buffer is full or the output is gone. False on a send error.
+  bool write_some(Connection& c) {
+    iovec iov[64];
+    for (int i = 0; i < kWritesPerEvent && c.session.next() == http::Want::Write; ++i) {
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<std::size_t>(c.session.gather(iov, 64));
+      const ssize_t n = ::sendmsg(c.fd.get(), &msg, MSG_NOSIGNAL);
+      if (n < 0) return errno == EAGAIN || errno == EINTR;
+      c.session.on_written(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  // Lingering close: read and discard until the peer closes. False when it is time to close.
+  bool drain(Connection& c) {
+    const ssize_t n = ::recv(c.fd.get(), scratch_, sizeof scratch_, 0);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    c.drained += static_cast<std::size_t>(n);
+    return n > 0 && c.drained < http::kDrainLimit;
+  }
+
+  void close(Connection& c) {
+    const int fd = c.fd.get();
+    backend_.remove(fd);
+    conns_.erase(fd);  // the UniqueFd closes it
+  }
+
+  const std::string& model_;
+  UniqueFd listener_;
+  Backend& backend_;
+  std::unordered_map<int, Connection> conns_;
+  bool accept_paused_ = false;
+  Clock::time_point resume_at_{};
+  unsigned long fd_limit_hits_ = 0;
+  char scratch_[http::kReadSize];  // the one read buffer of the loop
+};
+
+}  // namespace
+
+int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend) {
+  // The loop owns a 16 KiB scratch buffer: allocate it once on the heap, not on the stack.
+  auto loop = std::make_unique<EventLoop>(model, std::move(listener), backend);
+  return loop->run();
+}
+
+}  // namespace cmbench::ev

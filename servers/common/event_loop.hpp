@@ -1,0 +1,38 @@
+// One event loop for every readiness mechanism, after redis's ae: the loop and the connection
+// state machine live here, once; select, poll and epoll each supply a small Backend with the
+// same four functions. Reading a backend answers "how do we hide select/epoll behind a library
+// function?"; reading run_event_loop() answers "what does a single-threaded server do all day?".
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "unique_fd.hpp"
+
+namespace cmbench::ev {
+
+enum : int { kNone = 0, kReadable = 1, kWritable = 2 };
+
+struct Ready {
+  int fd;
+  int mask;  // kReadable | kWritable; errors and hang-ups are reported as both
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // Starts watching fd. False when the mechanism cannot watch it (select: fd >= FD_SETSIZE).
+  virtual bool add(int fd, int mask) = 0;
+  virtual void modify(int fd, int mask) = 0;
+  virtual void remove(int fd) = 0;
+  // Blocks until something is ready or timeout_ms passes (-1: no limit); fills `ready`.
+  // Returns false on an unrecoverable error (errno set); EINTR is not one.
+  virtual bool wait(int timeout_ms, std::vector<Ready>& ready) = 0;
+};
+
+// Serves every connection on the calling thread until SIGTERM or SIGINT. Returns exit status.
+int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend);
+
+}  // namespace cmbench::ev

@@ -1,0 +1,59 @@
+// Incremental HTTP/1.x request parser (DESIGN.md §2). Pure: no I/O, no allocation.
+//
+// The caller keeps the unconsumed bytes of a connection and hands all of them to parse() each
+// time more arrive. The parser remembers how far it has already scanned, so a request arriving
+// one byte at a time costs O(n) in total, and it reports one of: a complete request (with how
+// many bytes it used, so a pipelined request starts right after), "need more", or an error
+// status after which the connection is answered and closed. A complete request holds views into
+// the input, valid until the caller changes that buffer.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace cmbench::http {
+
+inline constexpr std::size_t kMaxHeaderBytes = 8192;   // whole head: request line .. blank line
+inline constexpr std::size_t kMaxBodyBytes = 1048576;  // 1 MiB
+
+enum class Method { Get, Head, Post, Other };
+
+struct Request {
+  Method method = Method::Other;
+  std::string_view method_text;   // as sent, e.g. "DELETE"
+  std::string_view target;        // origin-form, e.g. "/bytes/13?x=1"
+  int version_minor = 1;          // HTTP/1.0 or HTTP/1.1
+  bool keep_alive = true;         // version default, then the Connection header
+  std::size_t content_length = 0;
+  std::string_view body;          // content_length bytes
+};
+
+enum class ParseStatus { Complete, NeedMore, Error };
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::NeedMore;
+  std::size_t consumed = 0;  // bytes of the input this request used (Complete only)
+  int error_status = 0;      // 400, 413, 431 or 501 (Error only)
+  Request request;           // Complete only
+};
+
+class RequestParser {
+ public:
+  // `input` starts at the first byte of the current request and is a prefix-extension of what
+  // the previous call saw (the caller appends, it never drops unconsumed bytes).
+  ParseResult parse(std::string_view input);
+
+  // Start over for the next request (after Complete).
+  void reset() noexcept { *this = RequestParser{}; }
+
+ private:
+  std::size_t scanned_ = 0;          // head bytes already checked for line ends
+  std::size_t first_line_end_ = 0;   // offset of the request line's LF, 0 = not yet seen
+  std::size_t head_len_ = 0;         // head length incl. blank line once found, else 0
+  std::size_t content_length_ = 0;   // of the head found, while waiting for the body
+};
+
+// Case-insensitive ASCII comparison, as header names and connection tokens require.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+}  // namespace cmbench::http

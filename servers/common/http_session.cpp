@@ -1,0 +1,110 @@
+#include "http_session.hpp"
+
+#include <algorithm>
+
+namespace cmbench::http {
+
+void HttpSession::on_bytes(std::string_view data) {
+  if (closing_ || data.empty()) return;  // after a final response, input is only drained
+  if (pending_.empty() && !paused()) {
+    // Fast path: parse straight from the caller's buffer and keep only the leftover bytes.
+    std::size_t used = 0;
+    while (!paused()) {
+      auto result = parser_.parse(data.substr(used));
+      if (result.status == ParseStatus::NeedMore) break;
+      if (result.status == ParseStatus::Error) {
+        enqueue(respond_error(result.error_status));
+        return;
+      }
+      enqueue(respond(result.request));
+      parser_.reset();
+      used += result.consumed;
+      if (used == data.size()) return;
+    }
+    if (!closing_) pending_.assign(data.substr(used));
+    return;
+  }
+  pending_.append(data);
+  parse_available();
+}
+
+void HttpSession::parse_available() {
+  std::size_t used = 0;
+  while (!paused() && used < pending_.size()) {
+    auto result = parser_.parse(std::string_view(pending_).substr(used));
+    if (result.status == ParseStatus::NeedMore) break;
+    if (result.status == ParseStatus::Error) {
+      enqueue(respond_error(result.error_status));
+      break;
+    }
+    enqueue(respond(result.request));
+    parser_.reset();
+    used += result.consumed;
+  }
+  if (closing_ || used == pending_.size()) {
+    std::string().swap(pending_);  // give the memory back: idle connections hold nothing
+  } else if (used > 0) {
+    pending_.erase(0, used);
+  }
+}
+
+void HttpSession::enqueue(Response r) {
+  ++requests_;
+  closing_ = closing_ || r.close_after;
+  out_bytes_ += r.size();
+  out_.push_back(std::move(r));
+}
+
+void HttpSession::reject(int status) {
+  if (!closing_) enqueue(respond_error(status));
+}
+
+int HttpSession::gather(iovec* iov, int max) const {
+  int n = 0;
+  std::size_t skip = out_offset_;
+  const auto block = filler_block();
+  const auto add = [&](const char* p, std::size_t len) {
+    if (len <= skip) {
+      skip -= len;
+      return;
+    }
+    iov[n].iov_base = const_cast<char*>(p + skip);
+    iov[n].iov_len = len - skip;
+    skip = 0;
+    ++n;
+  };
+  for (std::size_t i = out_index_; i < out_.size() && n < max; ++i) {
+    const Response& r = out_[i];
+    add(r.head.data(), r.head.size());
+    if (n < max) add(r.body.data(), r.body.size());
+    // The filler is served by pointing repeatedly at one shared block of 'x'.
+    for (std::size_t left = r.filler; left > 0 && n < max;) {
+      const std::size_t len = std::min(left, block.size());
+      add(block.data(), len);
+      left -= len;
+    }
+  }
+  return n;
+}
+
+void HttpSession::on_written(std::size_t n) {
+  out_bytes_ -= n;
+  out_offset_ += n;
+  while (out_index_ < out_.size() && out_offset_ >= out_[out_index_].size()) {
+    out_offset_ -= out_[out_index_].size();
+    ++out_index_;
+  }
+  if (out_index_ == out_.size()) {
+    std::vector<Response>().swap(out_);  // idle connections hold no response memory
+    out_index_ = 0;
+    out_offset_ = 0;
+    if (!pending_.empty()) parse_available();  // requests that waited while output was high
+  }
+}
+
+Want HttpSession::next() const noexcept {
+  if (has_output()) return Want::Write;
+  return closing_ ? Want::Finish : Want::Read;
+}
+
+}  // namespace cmbench::http

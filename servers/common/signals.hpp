@@ -1,0 +1,23 @@
+// Signals as readable bytes: the handler only writes the signal number into a pipe, so event
+// loops wait on the pipe like on any socket and blocking loops poll() it beside accept().
+// This avoids both races (a signal between "check flag" and "block") and work in handlers.
+#pragma once
+
+#include <csignal>
+
+namespace cmbench {
+
+class SignalPipe {
+ public:
+  // Routes `signo` into the pipe (creating it on first use). Also ignores SIGPIPE: a peer
+  // that vanished is reported by send() as EPIPE, never by killing the server.
+  static void watch(int signo);
+  // The read end (non-blocking). Each byte read is one delivered signal number.
+  static int fd();
+  // Reads every pending byte; returns true if SIGTERM or SIGINT was among them.
+  static bool drain_stop();
+  // In a forked child: default dispositions back and the pipe closed.
+  static void reset_in_child();
+};
+
+}  // namespace cmbench

@@ -1,0 +1,203 @@
+// server-libevent: one thread running a libevent event_base, with bufferevents.
+//
+// libevent picks the best readiness mechanism it has (epoll here; printed at start) and hides
+// it behind callbacks: evconnlistener accepts, and each connection is a bufferevent that reads
+// into its own input evbuffer and writes from an output evbuffer. We feed the input to the
+// shared HTTP session and move its responses into the output buffer: heads and echo bodies are
+// copied, /bytes filler is added by reference to one shared block (no copy). Moving stops at
+// kOutputHighWater and resumes when libevent reports the output drained, so output stays
+// bounded. Callbacks run on the one thread, so a blocking handler stalls every client.
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "http_session.hpp"
+#include "server_main.hpp"
+
+namespace {
+
+using namespace cmbench;
+
+// Owners for libevent's C objects, so nothing leaks on any path.
+struct BaseFree { void operator()(event_base* p) const { event_base_free(p); } };
+struct EventFree { void operator()(event* p) const { event_free(p); } };
+struct ListenerFree { void operator()(evconnlistener* p) const { evconnlistener_free(p); } };
+struct BevFree { void operator()(bufferevent* p) const { bufferevent_free(p); } };
+
+struct Connection {
+  std::unique_ptr<bufferevent, BevFree> bev;
+  http::HttpSession http;
+  bool finishing = false;    // final response queued: close once it is flushed
+  bool shut_down = false;    // our FIN is sent: draining input until the peer closes
+  bool peer_closed = false;  // EOF seen while output was still queued
+  std::size_t drained = 0;
+};
+
+void on_read(bufferevent* bev, void* arg);
+void on_write(bufferevent* bev, void* arg);
+void on_event(bufferevent* bev, short what, void* arg);
+
+void close_connection(Connection* c) { delete c; }  // frees the bufferevent, closing the fd
+
+// Moves queued responses into the output evbuffer (bounded), then decides what to wait for.
+void proceed(Connection* c) {
+  evbuffer* out = bufferevent_get_output(c->bev.get());
+  const auto block = http::filler_block();
+  while (c->http.next() == http::Want::Write && evbuffer_get_length(out) < http::kOutputHighWater) {
+    iovec iov[64];
+    const int n = c->http.gather(iov, 64);
+    std::size_t moved = 0;
+    for (int i = 0; i < n; ++i) {
+      const auto* p = static_cast<const char*>(iov[i].iov_base);
+      const bool is_filler = p >= block.data() && p < block.data() + block.size();
+      if (is_filler) {
+        evbuffer_add_reference(out, p, iov[i].iov_len, nullptr, nullptr);  // no copy
+      } else {
+        evbuffer_add(out, p, iov[i].iov_len);
+      }
+      moved += iov[i].iov_len;
+    }
+    c->http.on_written(moved);
+  }
+  if (c->http.next() == http::Want::Finish) c->finishing = true;
+  const bool output_empty = evbuffer_get_length(out) == 0;
+  if ((c->finishing || c->peer_closed) && output_empty && !c->shut_down) {
+    if (c->peer_closed) return close_connection(c);
+    ::shutdown(bufferevent_getfd(c->bev.get()), SHUT_WR);  // lingering close
+    c->shut_down = true;
+  }
+  // Read while the session wants input (or while draining); otherwise let output drain first.
+  if (c->shut_down || c->http.next() == http::Want::Read) {
+    bufferevent_enable(c->bev.get(), EV_READ);
+  } else {
+    bufferevent_disable(c->bev.get(), EV_READ);
+  }
+}
+
+void on_read(bufferevent* bev, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  evbuffer* in = bufferevent_get_input(bev);
+  if (c->shut_down || c->finishing) {
+    c->drained += evbuffer_get_length(in);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (c->drained >= http::kDrainLimit) return close_connection(c);
+    return;
+  }
+  // Hand every chunk of the input buffer to the session without flattening it first.
+  evbuffer_iovec chunks[8];
+  while (evbuffer_get_length(in) > 0) {
+    const int n = evbuffer_peek(in, -1, nullptr, chunks, 8);
+    std::size_t used = 0;
+    for (int i = 0; i < n && i < 8; ++i) {
+      c->http.on_bytes({static_cast<const char*>(chunks[i].iov_base), chunks[i].iov_len});
+      used += chunks[i].iov_len;
+    }
+    evbuffer_drain(in, used);
+  }
+  proceed(c);
+}
+
+void on_write(bufferevent*, void* arg) { proceed(static_cast<Connection*>(arg)); }
+
+void on_event(bufferevent* bev, short what, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  const bool output_pending = evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+                              c->http.next() == http::Want::Write;
+  if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && output_pending && !c->shut_down) {
+    c->peer_closed = true;  // a half-closed client still gets its responses
+    return;
+  }
+  close_connection(c);
+}
+
+void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr*, int, void*) {
+  event_base* base = evconnlistener_get_base(listener);
+  bufferevent* bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (bev == nullptr) {
+    evutil_closesocket(fd);
+    return;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  auto* c = new Connection{std::unique_ptr<bufferevent, BevFree>(bev), {}, false, false, false, 0};
+  bufferevent_set_max_single_read(bev, http::kReadSize);  // same read size as the other models
+  bufferevent_setcb(bev, on_read, on_write, on_event, c);
+  bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+struct AcceptBackoff {
+  evconnlistener* listener = nullptr;
+  event* timer = nullptr;
+};
+
+// Out of fds: libevent would report the same error on every loop; pause accepting for 100 ms.
+void on_accept_error(evconnlistener* listener, void* arg) {
+  const int err = EVUTIL_SOCKET_ERROR();
+  auto* backoff = static_cast<AcceptBackoff*>(arg);
+  if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+    evconnlistener_disable(listener);
+    const timeval pause{0, 100000};
+    evtimer_add(backoff->timer, &pause);
+  }
+}
+
+void on_backoff_done(evutil_socket_t, short, void* arg) {
+  evconnlistener_enable(static_cast<AcceptBackoff*>(arg)->listener);
+}
+
+void on_stop_signal(evutil_socket_t, short, void* arg) {
+  event_base_loopbreak(static_cast<event_base*>(arg));
+}
+
+int serve(UniqueFd listen_fd) {
+  ::signal(SIGPIPE, SIG_IGN);
+  std::unique_ptr<event_base, BaseFree> base(event_base_new());
+  if (!base) {
+    log_error("libevent", "event_base_new failed");
+    return 1;
+  }
+  std::fprintf(stderr, "server-libevent: libevent %s, backend %s\n", event_get_version(),
+               event_base_get_method(base.get()));
+
+  AcceptBackoff backoff;
+  // backlog 0: the socket is already listening with the backlog from the command line.
+  std::unique_ptr<evconnlistener, ListenerFree> listener(evconnlistener_new(
+      base.get(), on_accept, nullptr, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+      listen_fd.get()));
+  if (!listener) {
+    log_error("libevent", "evconnlistener_new failed");
+    return 1;
+  }
+  listen_fd.release();  // the evconnlistener owns it now
+  std::unique_ptr<event, EventFree> timer(evtimer_new(base.get(), on_backoff_done, &backoff));
+  backoff = {listener.get(), timer.get()};
+  evconnlistener_set_error_cb(listener.get(), on_accept_error);
+  evconnlistener_set_cb(listener.get(), on_accept, &backoff);
+
+  std::unique_ptr<event, EventFree> sigterm(evsignal_new(base.get(), SIGTERM, on_stop_signal, base.get()));
+  std::unique_ptr<event, EventFree> sigint(evsignal_new(base.get(), SIGINT, on_stop_signal, base.get()));
+  evsignal_add(sigterm.get(), nullptr);
+  evsignal_add(sigint.get(), nullptr);
+
+  event_base_dispatch(base.get());
+  return 0;  // open connections close as the process exits
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerSpec spec;
+  spec.model = "libevent";
+  spec.description = "one thread, libevent event_base with bufferevents";
+  spec.serve = [](UniqueFd listener, const ServerOptions&) { return serve(std::move(listener)); };
+  return run_server(spec, argc, argv);
+}

@@ -1,0 +1,99 @@
+// server-threads: one thread per connection, blocking sockets.
+//
+// The main thread only accepts; each client gets its own thread that runs the plain blocking
+// loop (common/blocking_connection.cpp: recv, handle, send, repeat), so a handler that blocks
+// stalls only its own client. The price is a thread per connection: a stack (8 MiB reserved,
+// tens of KiB touched) plus kernel scheduling state, and a thread creation per new client.
+// Threads are detached; a registry of live sockets lets SIGTERM wake the blocked ones.
+// Thread creation failure costs that one client a 503, nothing else.
+#include <sys/socket.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <unordered_set>
+
+#include "blocking_connection.hpp"
+#include "net.hpp"
+#include "server_main.hpp"
+#include "signals.hpp"
+
+namespace {
+
+using namespace cmbench;
+
+// The sockets of running connection threads, so shutdown can interrupt their blocking recv().
+// Shared with the threads (which may outlive the accept loop), hence held by shared_ptr.
+class LiveConnections {
+ public:
+  void add(int fd) {
+    std::lock_guard lock(mutex_);
+    fds_.insert(fd);
+  }
+  // A thread calls this before closing fd, so a listed number is never someone else's socket.
+  void remove(int fd) {
+    std::lock_guard lock(mutex_);
+    fds_.erase(fd);
+    if (fds_.empty()) empty_.notify_all();
+  }
+  // Wakes every thread (their recv returns 0) and gives them a moment to finish.
+  void shut_down_all(std::chrono::milliseconds patience) {
+    std::unique_lock lock(mutex_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    empty_.wait_for(lock, patience, [this] { return fds_.empty(); });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable empty_;
+  std::unordered_set<int> fds_;
+};
+
+int serve(UniqueFd listener) {
+  SignalPipe::watch(SIGTERM);
+  SignalPipe::watch(SIGINT);
+  auto live = std::make_shared<LiveConnections>();
+  bool back_off = false;
+  while (true) {
+    const Wake wake = wait_for_client(listener.get(), back_off);
+    back_off = false;
+    if (wake == Wake::Stop) break;
+    if (wake != Wake::Listener) continue;
+
+    AcceptResult r = accept_client(listener.get(), false);  // the client socket blocks
+    if (r.status == AcceptStatus::FdLimit) back_off = true;
+    if (r.status != AcceptStatus::Accepted) continue;
+
+    const int fd = r.fd.get();
+    live->add(fd);
+    try {
+      std::thread([live, fd] {
+        UniqueFd client(fd);  // closed after remove(), at the end of this scope
+        serve_blocking(fd);
+        live->remove(fd);
+      }).detach();
+      r.fd.release();  // the thread owns it now
+    } catch (const std::system_error& e) {
+      live->remove(fd);
+      log_error("threads", std::string("cannot start a thread: ") + e.what());
+      reject_connection(std::move(r.fd), 503);
+    }
+  }
+  listener.reset();  // stop accepting first
+  live->shut_down_all(std::chrono::milliseconds(1000));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerSpec spec;
+  spec.model = "threads";
+  spec.description = "one thread per connection, blocking sockets";
+  spec.serve = [](UniqueFd listener, const ServerOptions&) { return serve(std::move(listener)); };
+  return run_server(spec, argc, argv);
+}
