@@ -3,7 +3,7 @@
 #include <time.h>
 
 #include <cerrno>
-#include <algorithm>
+#include <array>
 #include <charconv>
 #include <optional>
 
@@ -132,15 +132,16 @@ Response respond(const Request& req) {
   return text(404);
 }
 
-std::string_view filler_block() noexcept {
-  // Never destroyed: detached threads may still be writing from it while the process exits.
-  static const std::string_view block = [] {
-    constexpr std::size_t kSize = 64 * 1024;
-    auto* bytes = new char[kSize];
-    std::fill_n(bytes, kSize, 'x');
-    return std::string_view(bytes, kSize);
-  }();
+namespace {
+// Built at compile time, so it lives in the read-only data of the binary: shared by every
+// forked child (never copied on write) and never destroyed while threads still send from it.
+constexpr auto kFillerBlock = [] {
+  std::array<char, 64 * 1024> block{};
+  block.fill('x');
   return block;
-}
+}();
+}  // namespace
+
+std::string_view filler_block() noexcept { return {kFillerBlock.data(), kFillerBlock.size()}; }
 
 }  // namespace cmbench::http
