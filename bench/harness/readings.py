@@ -1,0 +1,407 @@
+"""Two sentences per chart, generated from this run's numbers.
+
+Nothing here states a result that the data did not produce: every sentence names the models
+and values it read from the summary table (medians over repetitions), and a chart without data
+says so.
+"""
+from __future__ import annotations
+
+import math
+
+from . import stats, summary
+from .plan import LATENCY_CONNS, PEAK
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+def rps(v: float) -> str:
+    return f"{v / 1000:.1f}k req/s" if v >= 10000 else f"{v:,.0f} req/s"
+
+
+def ms(us: float) -> str:
+    v = us / 1000.0
+    if v >= 100:
+        return f"{v:,.0f} ms"
+    if v >= 10:
+        return f"{v:.1f} ms"
+    return f"{v:.2f} ms"
+
+
+def ns(v: float) -> str:
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} ms"
+    if v >= 1e3:
+        return f"{v / 1e3:.1f} us"
+    return f"{v:.0f} ns"
+
+
+def times(r: float) -> str:
+    return f"{r:.1f}x" if r < 10 else f"{r:.0f}x"
+
+
+def pct_change(a: float, b: float) -> str:
+    return f"{(b - a) / a * 100:+.0f} %" if a else "n/a"
+
+
+def size(b: float) -> str:
+    if b >= 1048576:
+        return f"{b / 1048576:g} MiB"
+    if b >= 1024:
+        return f"{b / 1024:g} KiB"
+    return f"{b:g} B"
+
+
+def _num(p):
+    try:
+        return float(p)
+    except (TypeError, ValueError):
+        return None
+
+
+def _by_model(table, experiment, metric, param=None) -> dict[str, float]:
+    return {r["model"]: r["median"] for r in table
+            if r["experiment"] == experiment and r["metric"] == metric and r["median"] is not None
+            and (param is None or str(r["param"]) == str(param))}
+
+
+def _params(table, experiment, metric) -> list[float]:
+    return sorted({_num(r["param"]) for r in table if r["experiment"] == experiment
+                   and r["metric"] == metric and r["median"] is not None
+                   and _num(r["param"]) is not None})
+
+
+def poss(model: str) -> str:
+    """threads -> threads', epoll -> epoll's."""
+    return f"{model}'" if model.endswith("s") else f"{model}'s"
+
+
+def _pstr(p: float) -> str:
+    return f"{p:g}"
+
+
+def _extremes(d: dict[str, float]):
+    lo = min(d, key=d.get)
+    hi = max(d, key=d.get)
+    return lo, hi
+
+
+def no_data(experiment: str) -> str:
+    return f"No data: this run did not include the '{experiment}' experiment (or every point of it failed)."
+
+
+# --- one function per chart -------------------------------------------------------------------
+
+def scale_throughput(table, runs) -> str:
+    ps = _params(table, "scale", "rps")
+    if not ps:
+        return no_data("scale")
+    mid = LATENCY_CONNS if LATENCY_CONNS in ps else ps[len(ps) // 2]
+    d = _by_model(table, "scale", "rps", _pstr(mid))
+    lo, hi = _extremes(d)
+    s1 = (f"At {_pstr(mid)} connections {hi} served the most requests ({rps(d[hi])}) and {lo} the "
+          f"fewest ({rps(d[lo])}), {times(d[hi] / d[lo]) if d[lo] else 'n/a'} apart.")
+    a, b = ps[0], ps[-1]
+    if a == b:
+        return s1 + " Only one connection count was measured, so no trend can be read."
+    da = _by_model(table, "scale", "rps", _pstr(a))
+    db = _by_model(table, "scale", "rps", _pstr(b))
+    both = {m: (db[m] - da[m]) / da[m] for m in da if m in db and da[m]}
+    if not both:
+        return s1
+    worst = min(both, key=both.get)
+    best = max(both, key=both.get)
+    missing = sorted(set(da) - set(db))
+    tail = f" ({', '.join(missing)} did not run at {_pstr(b)})" if missing else ""
+    return (s1 + f" From {_pstr(a)} to {_pstr(b)} connections {poss(worst)} throughput changed by "
+            f"{both[worst] * 100:+.0f} % and {poss(best)} by {both[best] * 100:+.0f} %{tail}.")
+
+
+def scale_p99(table, runs) -> str:
+    ps = _params(table, "scale", "p99_us")
+    if not ps:
+        return no_data("scale")
+    top = ps[-1]
+    d = _by_model(table, "scale", "p99_us", _pstr(top))
+    lo, hi = _extremes(d)
+    s1 = (f"At {_pstr(top)} connections the lowest p99 was {poss(lo)} ({ms(d[lo])}) and the highest "
+          f"{poss(hi)} ({ms(d[hi])}).")
+    first = _by_model(table, "scale", "p99_us", _pstr(ps[0]))
+    growth = {m: d[m] / first[m] for m in d if m in first and first[m]}
+    if len(ps) < 2 or not growth:
+        return s1
+    g_hi = max(growth, key=growth.get)
+    g_lo = min(growth, key=growth.get)
+    return (s1 + f" From {_pstr(ps[0])} to {_pstr(top)} connections p99 grew {times(growth[g_hi])} "
+            f"for {g_hi} and {times(growth[g_lo])} for {g_lo}.")
+
+
+def idle_memory(table, runs) -> str:
+    slopes = _by_model(table, "idle", "pss_slope_kib_per_conn", "slope")
+    if not slopes:
+        return no_data("idle") if not _params(table, "idle", "pss_kib") else \
+            "Only one idle count was measured, so no per-connection slope could be fitted."
+    lo, hi = _extremes(slopes)
+    s1 = (f"Each idle connection added {slopes[hi]:.1f} KiB of server PSS for {hi} and "
+          f"{slopes[lo]:.1f} KiB for {lo} (least-squares slope over "
+          f"{len(_params(table, 'idle', 'pss_kib'))} idle counts).")
+    ps = _params(table, "idle", "pss_kib")
+    top = _by_model(table, "idle", "pss_kib", _pstr(ps[-1]))
+    tcp = _by_model(table, "idle", "tcp_mem_slope_kib_per_conn", "slope")
+    s2 = ""
+    if top:
+        a, b = _extremes(top)
+        s2 = (f" With {_pstr(ps[-1])} idle connections the whole server tree held between "
+              f"{top[a] / 1024:.1f} MiB ({a}) and {top[b] / 1024:.1f} MiB ({b})")
+        if tcp:
+            s2 += (f"; kernel TCP buffer memory (whole machine, both ends) grew by "
+                   f"{stats.median(tcp.values()):.2f} KiB per connection (median over models)")
+        s2 += "."
+    return s1 + s2
+
+
+def latency_knee(table, runs) -> str:
+    d80 = _by_model(table, "latency", "p99_us", "80")
+    ps = _params(table, "latency", "p99_us")
+    if not ps:
+        return no_data("latency")
+    ref = 80.0 if d80 else ps[len(ps) // 2]
+    d = _by_model(table, "latency", "p99_us", _pstr(ref))
+    lo, hi = _extremes(d)
+    s1 = (f"At {_pstr(ref)} % of its own peak rate {lo} had the lowest coordinated-omission-corrected "
+          f"p99 ({ms(d[lo])}) and {hi} the highest ({ms(d[hi])}).")
+    top = ps[-1]
+    if top == ref:
+        return s1
+    dt = _by_model(table, "latency", "p99_us", _pstr(top))
+    ratio = {m: dt[m] / d[m] for m in dt if m in d and d[m]}
+    if not ratio:
+        return s1
+    a, b = _extremes(dt)
+    return (s1 + f" At {_pstr(top)} % the p99 ranged from {ms(dt[a])} ({a}) to {ms(dt[b])} ({b}), "
+            f"{times(min(ratio.values()))} to {times(max(ratio.values()))} the value at {_pstr(ref)} %.")
+
+
+def _histograms_at(runs, conns):
+    by: dict[str, list] = {}
+    for r in summary.ok_records(runs):
+        if r["experiment"] == "scale" and str(r["param"]) == str(conns):
+            h = ((r.get("loadgen") or {}).get("histogram") or {}).get("buckets")
+            if h:
+                by.setdefault(r["model"], []).append(h)
+    return {m: stats.merge_buckets(v) for m, v in by.items()}
+
+
+def latency_distribution(table, runs) -> str:
+    hs = _histograms_at(runs, LATENCY_CONNS)
+    if not hs:
+        return no_data("scale") + f" (needs {LATENCY_CONNS} connections)"
+    p999 = {m: stats.percentile(h, 99.9) for m, h in hs.items()}
+    p50 = {m: stats.percentile(h, 50) for m, h in hs.items()}
+    p999 = {m: v for m, v in p999.items() if v}
+    if not p999:
+        return no_data("scale")
+    lo, hi = _extremes(p999)
+    tail = {m: p999[m] / p50[m] for m in p999 if p50.get(m)}
+    t_lo, t_hi = _extremes(tail)
+    return (f"At {LATENCY_CONNS} connections {lo} had the lowest p99.9 ({ms(p999[lo])}) and {hi} the "
+            f"highest ({ms(p999[hi])}). The tail above the median was flattest for {t_lo} "
+            f"(p99.9 = {tail[t_lo]:.1f}x p50) and steepest for {t_hi} ({tail[t_hi]:.1f}x p50).")
+
+
+def blocking(table, runs) -> str:
+    ratio = _by_model(table, "blocking", "p99_ratio", "impact")
+    if not ratio:
+        return no_data("blocking")
+    base = _by_model(table, "blocking", "p99_us", "0")
+    withs = {r["model"]: r["median"] for r in table if r["experiment"] == "blocking"
+             and r["metric"] == "p99_us" and (_num(r["param"]) or 0) > 0 and r["median"] is not None}
+    lo, hi = _extremes(ratio)
+    s1 = (f"With 1 % of requests sleeping 1 ms in the handler, the fast requests' p99 changed "
+          f"{times(ratio[hi])} for {hi} ({ms(base.get(hi, 0))} -> {ms(withs.get(hi, 0))}) and "
+          f"{times(ratio[lo])} for {lo} ({ms(base.get(lo, 0))} -> {ms(withs.get(lo, 0))}).")
+    hurt = sorted(m for m, r in ratio.items() if r >= 2)
+    fine = sorted(m for m, r in ratio.items() if r < 2)
+    s2 = (f" p99 at least doubled for {', '.join(hurt) or 'no model'}; "
+          f"it stayed within 2x for {', '.join(fine) or 'no model'}.")
+    return s1 + s2
+
+
+def cpu_per_request(table, runs) -> str:
+    ka = _by_model(table, "scale", "cpu_us_per_req", str(LATENCY_CONNS))
+    ch = _by_model(table, "churn", "cpu_us_per_req")
+    if not ka and not ch:
+        return no_data("scale' or 'churn")
+    out = []
+    if ka:
+        lo, hi = _extremes(ka)
+        out.append(f"With {LATENCY_CONNS} keep-alive connections {lo} used the least server CPU per "
+                   f"request ({ka[lo]:.1f} us) and {hi} the most ({ka[hi]:.1f} us).")
+    if ch:
+        lo, hi = _extremes(ch)
+        cs = _by_model(table, "churn", "ctxsw_per_req")
+        extra = f", {cs[hi]:.1f} context switches per request" if hi in cs else ""
+        out.append(f"With a new connection per request the cost ranged from {ch[lo]:.1f} us ({lo}) "
+                   f"to {ch[hi]:.1f} us ({hi}{extra}).")
+    return " ".join(out)
+
+
+def churn(table, runs) -> str:
+    d = _by_model(table, "churn", "rps")
+    if not d:
+        return no_data("churn")
+    lo, hi = _extremes(d)
+    cpu = _by_model(table, "churn", "cpu_us_per_req")
+    s2 = ""
+    if cpu:
+        a, b = _extremes(cpu)
+        s2 = f" Server CPU per connection ranged from {cpu[a]:.1f} us ({a}) to {cpu[b]:.1f} us ({b})."
+    return (f"{hi} completed the most one-request connections ({d[hi]:,.0f}/s) and {lo} the fewest "
+            f"({d[lo]:,.0f}/s), {times(d[hi] / d[lo]) if d[lo] else 'n/a'} apart." + s2)
+
+
+def cpu_bound(table, runs) -> str:
+    d = _by_model(table, "cpu", "rps")
+    if not d:
+        return no_data("cpu")
+    ps = _params(table, "cpu", "rps")
+    us = ps[0] if ps else 100
+    ceiling = 1e6 / us
+    lo, hi = _extremes(d)
+    p99 = _by_model(table, "cpu", "p99_us")
+    s2 = ""
+    if p99:
+        a, b = _extremes(p99)
+        s2 = f" p99 ranged from {ms(p99[a])} ({a}) to {ms(p99[b])} ({b})."
+    return (f"With {us:g} us of CPU per request, throughput ranged from {rps(d[lo])} ({lo}) to "
+            f"{rps(d[hi])} ({hi}), {d[hi] / ceiling * 100:.0f} % of the {ceiling:,.0f} req/s "
+            f"one core could do with no overhead at all." + s2)
+
+
+def payload(table, runs) -> str:
+    ps = _params(table, "payload", "payload_mb_s")
+    if not ps:
+        return no_data("payload")
+    top = _by_model(table, "payload", "payload_mb_s", _pstr(ps[-1]))
+    lo, hi = _extremes(top)
+    s1 = (f"At {size(ps[-1])} per response {hi} delivered the most ({top[hi]:,.0f} MB/s) and {lo} "
+          f"the least ({top[lo]:,.0f} MB/s).")
+    if len(ps) < 2:
+        return s1
+    bottom = _by_model(table, "payload", "payload_mb_s", _pstr(ps[0]))
+    if hi in bottom and bottom[hi]:
+        return s1 + (f" From {size(ps[0])} to {size(ps[-1])} {poss(hi)} byte rate grew "
+                     f"{times(top[hi] / bottom[hi])}: small responses are bound by per-request costs, "
+                     f"large ones by copying.")
+    return s1
+
+
+def slowloris(table, runs) -> str:
+    d = _by_model(table, "slowloris", "p99_us")
+    if not d:
+        return no_data("slowloris")
+    lo, hi = _extremes(d)
+    alive = _by_model(table, "slowloris", "slow_alive")
+    clients = _params(table, "slowloris", "p99_us")
+    n = int(clients[0]) if clients else 500
+    kept = sorted(m for m, v in alive.items() if v >= n)
+    s1 = (f"With {n} slow clients connected, the 10 normal clients saw a p99 of {ms(d[lo])} on "
+          f"{lo} and {ms(d[hi])} on {hi}.")
+    base = _by_model(table, "scale", "p99_us", "10")
+    if base:
+        ratio = {m: d[m] / base[m] for m in d if base.get(m)}
+        if ratio:
+            a, b = _extremes(ratio)
+            s1 += (f" Against the same 10 clients without slow ones, p99 changed {times(ratio[a])} "
+                   f"({a}) to {times(ratio[b])} ({b}).")
+    return s1 + (f" {len(kept)} of {len(d)} models still held all {n} slow connections at the end"
+                 + (f" ({', '.join(kept)})." if kept and len(kept) < len(d) else "."))
+
+
+def _micro(table, group, case, arg=None):
+    for r in table:
+        if r["experiment"] == "micro" and r["model"] == case and r["median"] is not None:
+            p = str(r["param"])
+            if p == (f"{group}/{arg}" if arg is not None else group) or \
+                    (arg is None and p.startswith(group)):
+                return r["median"]
+    return None
+
+
+def micro_readiness(table, runs) -> str:
+    series = {}
+    for r in table:
+        if r["experiment"] == "micro" and str(r["param"]).startswith("wait/") and r["median"]:
+            series.setdefault(r["model"], {})[_num(str(r["param"]).split("/")[1])] = r["median"]
+    if not series:
+        return no_data("micro")
+    common = sorted(set.intersection(*(set(v) for v in series.values())))
+    at = common[-1] if common else None
+    s1 = ""
+    if at is not None:
+        s1 = (f"With one ready fd among {at:g}, one wait took "
+              + ", ".join(f"{ns(series[m][at])} with {m}" for m in sorted(series)) + ".")
+    growth = []
+    for m, pts in sorted(series.items()):
+        xs = sorted(pts)
+        if len(xs) >= 2 and pts[xs[0]]:
+            growth.append(f"{m} {times(pts[xs[-1]] / pts[xs[0]])} (from {xs[0]:g} to {xs[-1]:g} fds)")
+    return (s1 + " The cost grew " + "; ".join(growth) + ".") if growth else s1
+
+
+def micro_costs(table, runs) -> str:
+    fork = _micro(table, "spawn", "fork_wait")
+    thread = _micro(table, "spawn", "thread_create_join")
+    parse = _micro(table, "parse", "minimal")
+    if fork is None and thread is None and parse is None:
+        return no_data("micro")
+    parts = []
+    if fork is not None and thread is not None:
+        parts.append(f"fork + exit + wait took {ns(fork)} and thread create + join {ns(thread)}, "
+                     f"{times(fork / thread)} apart.")
+    elif fork is not None or thread is not None:
+        parts.append(f"Spawning took {ns(fork or thread)}.")
+    if parse is not None:
+        rec = _micro(table, "histogram", "record")
+        s = f"Parsing a minimal request took {ns(parse)}"
+        if fork is not None:
+            s += f", so one fork costs as much as parsing {fork / parse:,.0f} requests"
+        if rec is not None:
+            s += f"; recording one latency in the histogram took {ns(rec)}"
+        parts.append(s + ".")
+    return " ".join(parts)
+
+
+READINGS = {
+    "scale_throughput": scale_throughput, "scale_p99": scale_p99, "idle_memory": idle_memory,
+    "latency_knee": latency_knee, "latency_distribution": latency_distribution,
+    "blocking": blocking, "cpu_per_request": cpu_per_request, "churn": churn,
+    "cpu_bound": cpu_bound, "payload": payload, "slowloris": slowloris,
+    "micro_readiness": micro_readiness, "micro_costs": micro_costs,
+}
+
+
+def reading(chart: str, table, runs) -> str:
+    fn = READINGS.get(chart)
+    if fn is None:
+        return ""
+    try:
+        return fn(table, runs)
+    except (ValueError, ZeroDivisionError, KeyError, TypeError) as e:
+        return f"(no reading: {type(e).__name__}: {e})"
+
+
+# Used by report tables: "median [min-max]".
+def cell(row: dict | None, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
+    if not row or row.get("median") is None:
+        return "-"
+    med = fmt.format(row["median"] * scale)
+    if row.get("n", 0) > 1 and row.get("min") is not None:
+        return f"{med} [{fmt.format(row['min'] * scale)}-{fmt.format(row['max'] * scale)}]"
+    return med
+
+
+def is_finite(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+__all__ = ["READINGS", "reading", "cell", "PEAK"]

@@ -1,0 +1,188 @@
+"""One server process: start pinned, wait for its ready line, probe it, stop it.
+
+Nothing here raises for a misbehaving server: start() and probe() return a reason string on
+failure, and stop() reports how the server ended, so the harness records a failed point and
+goes on.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import procfs
+
+# DESIGN.md §2: the exact bytes of the response to GET /.
+EXPECTED_ROOT = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
+                 b"Hello, World!")
+READY_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 3.0   # the contract says 2 s; one more before we call it unclean
+
+
+def _complete(data: bytes) -> bool:
+    """Whether data holds a whole response (head plus Content-Length bytes of body)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            try:
+                return len(body) >= int(value.strip())
+            except ValueError:
+                return True
+    return True
+
+
+class Server:
+    def __init__(self, model: str, binary: Path, cpu: int | None, extra_args: list[str] | None = None):
+        self.model = model
+        self.binary = Path(binary)
+        self.cpu = cpu
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._out = tempfile.TemporaryFile()
+        self._err = tempfile.TemporaryFile()
+        self.exit_code: int | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def start(self) -> str | None:
+        """Starts the server and waits for `listening on HOST:PORT`. Returns None when ready,
+        else why not."""
+        if not self.binary.exists():
+            return f"binary not found: {self.binary}"
+        cpu = self.cpu
+
+        def pin():   # runs in the child between fork and exec; no threads run in the harness now
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
+            # A process model's children share this group; the harness still signals by pid.
+            os.setpgid(0, 0)
+
+        cmd = [str(self.binary), "--host", "127.0.0.1", "--port", "0", *self.extra_args]
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out,
+                                         stderr=self._err, preexec_fn=pin, close_fds=True)
+        except OSError as e:
+            return f"cannot start {self.binary.name}: {e}"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            line = self._first_line()
+            if line:
+                if not line.startswith("listening on "):
+                    return f"unexpected first line: {line[:120]!r}"
+                host, _, port = line[len("listening on "):].strip().rpartition(":")
+                try:
+                    self.port = int(port)
+                except ValueError:
+                    return f"bad ready line: {line[:120]!r}"
+                self.host = host.strip("[]") or "127.0.0.1"
+                return None
+            if self.proc.poll() is not None:
+                return f"exited with code {self.proc.returncode} before its ready line: {self.stderr_tail()}"
+            time.sleep(0.005)
+        return f"no ready line within {READY_TIMEOUT_S:.0f} s"
+
+    def _first_line(self) -> str | None:
+        self._out.seek(0)
+        data = self._out.read(4096)
+        if b"\n" not in data:
+            return None
+        return data.split(b"\n", 1)[0].decode("utf-8", "replace")
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        try:
+            self._err.seek(0, os.SEEK_END)
+            size = self._err.tell()
+            self._err.seek(max(0, size - limit))
+            return self._err.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    def probe(self, timeout_s: float = 2.0) -> str | None:
+        """One GET / over a fresh connection; the response must be exactly §2's bytes."""
+        got = b""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout_s) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: probe\r\n\r\n")
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline and not _complete(got):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+        except OSError as e:
+            if not got:
+                return f"probe failed: {e}"
+        if got != EXPECTED_ROOT:
+            return f"probe got unexpected bytes: {got[:200]!r}"
+        return None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, known_pids: dict[int, int] | None = None) -> dict:
+        """SIGTERM, wait for exit; reports exit code, time to exit, and any descendant still
+        alive afterwards (which is then killed by pid)."""
+        out = {"exit_code": None, "stop_s": None, "clean": False, "leftover": [], "signal": None}
+        if self.proc is None:
+            return out
+        t0 = time.monotonic()
+        already = self.proc.poll() is not None
+        if not already:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                out["signal"] = "SIGKILL after timeout"
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        out["stop_s"] = round(time.monotonic() - t0, 4)
+        rc = self.proc.returncode
+        out["exit_code"] = rc
+        self.exit_code = rc
+        # Descendants that outlived the server: a process model must leave none behind.
+        leftovers = []
+        candidates = dict(known_pids or {})
+        candidates.update(procfs.process_group(self.proc.pid))
+        for pid, start in candidates.items():
+            if pid == self.proc.pid:
+                continue
+            st = procfs.proc_stat(pid)
+            if st is not None and st.starttime == start and st.state != "Z":
+                leftovers.append(pid)
+        if leftovers:
+            time.sleep(0.2)   # they may be on their way out
+            leftovers = [p for p in leftovers if (st := procfs.proc_stat(p)) is not None
+                         and st.starttime == candidates.get(p) and st.state != "Z"]
+            for pid in leftovers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        out["leftover"] = leftovers
+        out["clean"] = (rc == 0 and not already and out["signal"] is None and not leftovers)
+        return out
+
+    def close(self) -> None:
+        for f in (self._out, self._err):
+            try:
+                f.close()
+            except OSError:
+                pass

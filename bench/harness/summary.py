@@ -1,0 +1,267 @@
+"""From per-point records to the figures people read: summary.csv rows, with median, min, max
+and spread over repetitions, status and flags; plus the figures that need several points
+(memory per idle connection = least-squares PSS slope, blocking impact).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+
+from . import stats
+from .plan import EXPERIMENTS, PEAK
+
+COLUMNS = ["experiment", "model", "param", "metric", "unit", "n", "median", "min", "max",
+           "spread_pct", "status", "flags", "note"]
+
+UNITS = {
+    "rps": "req/s", "p50_us": "us", "p90_us": "us", "p99_us": "us", "p999_us": "us",
+    "max_us": "us", "service_p99_us": "us", "slow_p99_us": "us", "cpu_us_per_req": "us/req",
+    "ctxsw_per_req": "switches/req", "pss_kib": "KiB", "rss_kib": "KiB", "tcp_mem_kib": "KiB",
+    "threads": "threads", "procs": "processes", "server_cpu_util": "cores",
+    "client_cpu_frac": "fraction", "error_rate": "fraction", "achieved_frac": "fraction",
+    "offered_rps": "req/s", "payload_mb_s": "MB/s", "mb_s": "MB/s", "slow_alive": "clients",
+    "slow_closed": "clients", "pss_slope_kib_per_conn": "KiB/conn",
+    "tcp_mem_slope_kib_per_conn": "KiB/conn", "pss_intercept_kib": "KiB",
+    "p99_ratio": "x", "ns_per_op": "ns", "core_other_tasks": "cores", "core_busy": "fraction",
+}
+
+METRICS = {
+    "scale": ["rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req", "ctxsw_per_req", "pss_kib",
+              "threads", "procs", "server_cpu_util", "client_cpu_frac", "core_other_tasks",
+              "error_rate"],
+    "idle": ["p99_us", "rps", "pss_kib", "rss_kib", "tcp_mem_kib", "threads", "procs", "error_rate"],
+    "churn": ["rps", "p99_us", "cpu_us_per_req", "ctxsw_per_req", "server_cpu_util", "error_rate"],
+    "latency": ["p50_us", "p99_us", "p999_us", "service_p99_us", "rps", "offered_rps",
+                "achieved_frac", "error_rate"],
+    "blocking": ["p99_us", "p50_us", "p999_us", "slow_p99_us", "rps", "offered_rps", "error_rate"],
+    "cpu": ["rps", "p99_us", "cpu_us_per_req", "ctxsw_per_req", "server_cpu_util", "error_rate"],
+    "payload": ["payload_mb_s", "rps", "p99_us", "cpu_us_per_req", "error_rate"],
+    "slowloris": ["p99_us", "rps", "slow_alive", "slow_closed", "error_rate"],
+}
+PEAK_METRICS = ["rps", "p99_us", "error_rate"]
+
+# The figures compare.py and the spread flags look at first.
+HEADLINE = {
+    "scale": ["rps", "p99_us"], "idle": ["pss_slope_kib_per_conn", "p99_us"], "churn": ["rps"],
+    "latency": ["p99_us"], "blocking": ["p99_us", "p99_ratio"], "cpu": ["rps"],
+    "payload": ["payload_mb_s"], "slowloris": ["p99_us"], "micro": ["ns_per_op"],
+}
+
+
+def param_sort_key(p) -> tuple:
+    try:
+        return (0, float(p), "")
+    except (TypeError, ValueError):
+        return (-1 if p == PEAK else 1, 0.0, str(p))
+
+
+def ok_records(runs: list[dict]) -> list[dict]:
+    return [r for r in runs if r.get("status") == "ok"]
+
+
+def group(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """(experiment, model, param) -> records of all repetitions."""
+    g: dict[tuple, list[dict]] = defaultdict(list)
+    for r in runs:
+        g[(r["experiment"], r["model"], r["param"] if not isinstance(r["param"], float)
+           else (int(r["param"]) if r["param"].is_integer() else r["param"]))].append(r)
+    return g
+
+
+def metric_values(records: list[dict], metric: str) -> list[float]:
+    return stats.clean((r.get("metrics") or {}).get(metric) for r in records if r.get("status") == "ok")
+
+
+def _status(records: list[dict]) -> str:
+    sts = [r.get("status") for r in records]
+    if all(s == "ok" for s in sts):
+        return "ok"
+    if any(s == "ok" for s in sts):
+        return "partial"
+    return "skipped" if all(s == "skipped" for s in sts) else "failed"
+
+
+def _note(records: list[dict]) -> str:
+    reasons = []
+    for r in records:
+        if r.get("reason") and r["reason"] not in reasons:
+            reasons.append(r["reason"])
+    return " | ".join(x.replace("\n", " ")[:300] for x in reasons)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _row(experiment, model, param, metric, values, status, flags, note) -> dict:
+    s = stats.summarize(values)
+    fl = list(flags)
+    if stats.spread_exceeds(values):
+        fl.append("spread>10%")
+    return {"experiment": experiment, "model": model, "param": param, "metric": metric,
+            "unit": UNITS.get(metric, ""), "n": s["n"], "median": s["median"], "min": s["min"],
+            "max": s["max"], "spread_pct": s["spread_pct"], "status": status,
+            "flags": ";".join(sorted(set(fl))), "note": note}
+
+
+# --- figures across points ---------------------------------------------------------------
+
+def idle_slopes(runs: list[dict]) -> dict[str, dict]:
+    """Per model: the least-squares slope of server PSS (and of kernel TCP memory) against the
+    number of idle connections, fitted per repetition over that repetition's idle points;
+    median and range over repetitions."""
+    per: dict[str, dict[int, list[tuple[int, float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in ok_records(runs):
+        if r["experiment"] != "idle":
+            continue
+        m = r.get("metrics") or {}
+        if m.get("pss_kib") is None:
+            continue
+        per[r["model"]][int(r["rep"])].append((int(r["param"]), float(m["pss_kib"]),
+                                               float(m.get("tcp_mem_kib") or 0.0)))
+    out = {}
+    for model, reps in per.items():
+        pss_slopes, tcp_slopes, intercepts = [], [], []
+        for pts in reps.values():
+            fit = stats.linear_fit([p[0] for p in pts], [p[1] for p in pts])
+            if fit:
+                pss_slopes.append(fit[0])
+                intercepts.append(fit[1])
+            tfit = stats.linear_fit([p[0] for p in pts], [p[2] for p in pts])
+            if tfit:
+                tcp_slopes.append(tfit[0])
+        if pss_slopes:
+            out[model] = {"pss_slope_kib_per_conn": pss_slopes, "tcp_mem_slope_kib_per_conn": tcp_slopes,
+                          "pss_intercept_kib": intercepts}
+    return out
+
+
+def blocking_ratios(runs: list[dict]) -> dict[str, list[float]]:
+    """Per model and repetition: fast-request p99 with slow requests / without."""
+    by: dict[tuple[str, int], dict] = defaultdict(dict)
+    for r in ok_records(runs):
+        if r["experiment"] == "blocking" and r["param"] != PEAK:
+            by[(r["model"], int(r["rep"]))][float(r["param"])] = (r.get("metrics") or {}).get("p99_us")
+    out: dict[str, list[float]] = defaultdict(list)
+    for (model, _rep), d in by.items():
+        base = d.get(0.0)
+        withs = [v for k, v in d.items() if k > 0 and v is not None]
+        if base and withs:
+            out[model].append(max(withs) / base)
+    return dict(out)
+
+
+def peak_rates(runs: list[dict]) -> dict[str, list[float]]:
+    """Per model: the closed-loop peak rates that latency and blocking were driven from."""
+    out: dict[str, list[float]] = defaultdict(list)
+    seen = set()
+    for r in ok_records(runs):
+        if r["experiment"] in ("latency", "blocking") and "peak_rps" in (r.get("config") or {}):
+            key = (r["model"], r["rep"])
+            if key not in seen:
+                seen.add(key)
+                out[r["model"]].append(float(r["config"]["peak_rps"]))
+    return dict(out)
+
+
+# --- micro -------------------------------------------------------------------------------
+
+_TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def micro_table(micro: dict | None) -> dict[tuple[str, str, str], list[float]]:
+    """(group, case, arg) -> ns per operation of each repetition, from Google Benchmark JSON.
+    Names are 'group/case/arg' (e.g. 'wait/epoll/1000', 'spawn/fork_wait')."""
+    out: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for b in (micro or {}).get("benchmarks", []):
+        if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
+            continue
+        name = b.get("run_name") or b.get("name", "")
+        parts = name.split("/")
+        parts = [p for p in parts if not p.startswith(("min_time:", "repeats:", "real_time",
+                                                       "iterations:", "process_time"))]
+        if len(parts) < 2:
+            continue
+        grp, case = parts[0], parts[1]
+        arg = parts[2] if len(parts) > 2 else ""
+        # Cases that block or involve another task (fork, thread spawn) are timed in real time
+        # (their names end in /real_time); CPU-bound ones by this thread's CPU time, which a busy
+        # neighbour on a shared machine disturbs less.
+        field = "real_time" if "real_time" in name.split("/") else "cpu_time"
+        ns = float(b.get(field, 0.0)) * _TO_NS.get(b.get("time_unit", "ns"), 1.0)
+        out[(grp, case, arg)].append(ns)
+    return dict(out)
+
+
+def micro_errors(micro: dict | None) -> list[str]:
+    return [f"{b.get('name')}: {b.get('error_message')}" for b in (micro or {}).get("benchmarks", [])
+            if b.get("error_occurred")]
+
+
+# --- the table -----------------------------------------------------------------------------
+
+def rows(runs: list[dict], micro: dict | None = None) -> list[dict]:
+    out: list[dict] = []
+    groups = group(runs)
+    order = {e: i for i, e in enumerate(EXPERIMENTS)}
+    keys = sorted(groups, key=lambda k: (order.get(k[0], 99), k[1], param_sort_key(k[2])))
+    for exp, model, param in keys:
+        recs = groups[(exp, model, param)]
+        status = _status(recs)
+        note = _note(recs)
+        flags = sorted({f for r in recs for f in (r.get("flags") or [])})
+        if status in ("skipped", "failed"):
+            out.append({"experiment": exp, "model": model, "param": param, "metric": "", "unit": "",
+                        "n": 0, "median": None, "min": None, "max": None, "spread_pct": None,
+                        "status": status, "flags": ";".join(flags), "note": note})
+            continue
+        metrics = PEAK_METRICS if param == PEAK else METRICS.get(exp, ["rps", "p99_us"])
+        for metric in metrics:
+            vals = metric_values(recs, metric)
+            if not vals:
+                continue
+            out.append(_row(exp, model, param, metric, vals, status, flags, note))
+    for model, d in sorted(idle_slopes(runs).items()):
+        for metric, vals in d.items():
+            if vals:
+                out.append(_row("idle", model, "slope", metric, vals, "ok", [], ""))
+    for model, vals in sorted(blocking_ratios(runs).items()):
+        out.append(_row("blocking", model, "impact", "p99_ratio", vals, "ok", [], ""))
+    for (grp, case, arg), vals in sorted(micro_table(micro).items()):
+        out.append(_row("micro", case, f"{grp}/{arg}" if arg else grp, "ns_per_op", vals, "ok", [], ""))
+    return out
+
+
+def to_csv(table: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in table:
+        w.writerow({k: _fmt(r.get(k)) for k in COLUMNS})
+    return buf.getvalue()
+
+
+def read_csv(text: str) -> list[dict]:
+    out = []
+    for r in csv.DictReader(io.StringIO(text)):
+        for k in ("median", "min", "max", "spread_pct"):
+            r[k] = float(r[k]) if r.get(k) not in (None, "") else None
+        r["n"] = int(r["n"]) if r.get("n") else 0
+        out.append(r)
+    return out
+
+
+def lookup(table: list[dict], experiment: str, model: str, param, metric: str) -> dict | None:
+    for r in table:
+        if (r["experiment"] == experiment and r["model"] == model and str(r["param"]) == str(param)
+                and r["metric"] == metric):
+            return r
+    return None

@@ -1,0 +1,314 @@
+#!/usr/bin/python3
+"""cmbench harness: runs the experiments of DESIGN.md §5 for every model and writes a results
+folder (meta.json, runs.jsonl, summary.csv, micro.json, charts/, report.md).
+
+    /usr/bin/python3 bench/run.py --preset quick|default|full [--models epoll,threads]
+        [--experiments scale,idle] [--reps N] [--resume DIR] [--out DIR]
+
+Interrupt it with Ctrl-C at any time: the folder stays valid, and --resume DIR continues it,
+skipping the points already recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from harness import meta as metamod  # noqa: E402
+from harness import micro as micromod  # noqa: E402
+from harness import plan as planmod  # noqa: E402
+from harness import points, store, summary  # noqa: E402
+from harness.plan import EXPERIMENTS, LATENCY_CONNS, MODELS, PEAK, PRESETS  # noqa: E402
+
+BUDGET_S = {"quick": 120, "default": 900, "full": 3600}
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    ap.add_argument("--quick", action="store_true", help="same as --preset quick")
+    ap.add_argument("--models", help=f"comma list (default: {','.join(MODELS)})")
+    ap.add_argument("--experiments", help=f"comma list (default: {','.join(EXPERIMENTS)})")
+    ap.add_argument("--reps", type=int, help="repetitions (default: the preset's)")
+    ap.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
+    ap.add_argument("--out", metavar="DIR", help="results folder (default results/<UTC time>-<host>)")
+    ap.add_argument("--bin-dir", default=str(REPO / "build" / "bin"))
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--duration", type=float, help="measured seconds per point (default: preset)")
+    ap.add_argument("--warmup", type=float, help="warm-up seconds per point (default: preset)")
+    ap.add_argument("--points", action="append", default=[], metavar="EXP=a,b",
+                    help="override one experiment's parameters, e.g. scale=1,10 (repeatable)")
+    ap.add_argument("--micro-min-time", type=float, help="Google Benchmark min time per case (s)")
+    ap.add_argument("--micro-filter", help="Google Benchmark --benchmark_filter regex")
+    ap.add_argument("--no-charts", action="store_true", help="skip charts and report at the end")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and its time, run nothing")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.preset = "quick"
+    return args
+
+
+def _csv(text: str | None, allowed: list[str], what: str) -> list[str]:
+    if not text:
+        return list(allowed)
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in items if what == "experiment" and x not in allowed]
+    if bad:
+        raise SystemExit(f"run.py: unknown {what}(s): {', '.join(bad)} (choose from {', '.join(allowed)})")
+    return items
+
+
+def _parse_points(specs: list[str]) -> dict[str, list]:
+    out = {}
+    for spec in specs:
+        exp, _, values = spec.partition("=")
+        if exp not in planmod.LOAD_EXPERIMENTS or not values:
+            raise SystemExit(f"run.py: bad --points {spec!r} (want EXP=a,b with EXP one of "
+                             f"{', '.join(planmod.LOAD_EXPERIMENTS)})")
+        try:
+            out[exp] = [int(v) for v in values.split(",")]
+        except ValueError:
+            raise SystemExit(f"run.py: --points values must be integers: {spec!r}")
+    return out
+
+
+def settings_from_args(args) -> dict:
+    """Everything that defines the plan, stored in meta.json so --resume rebuilds it."""
+    preset = PRESETS[args.preset]
+    pts = dict(preset.points)
+    pts.update(_parse_points(args.points))
+    return {
+        "preset": args.preset,
+        "models": _csv(args.models, MODELS, "model"),
+        "experiments": _csv(args.experiments, EXPERIMENTS, "experiment"),
+        "reps": args.reps or preset.reps,
+        "warmup_s": args.warmup if args.warmup is not None else preset.warmup_s,
+        "duration_s": args.duration if args.duration is not None else preset.duration_s,
+        "points": pts,
+        "micro_min_time_s": args.micro_min_time or preset.micro_min_time_s,
+        "micro_reps": preset.micro_reps if not args.reps else min(args.reps, preset.micro_reps),
+        "micro_filter": args.micro_filter,
+        "bin_dir": str(Path(args.bin_dir).resolve()),
+        "server_cpu": args.server_cpu,
+        "client_cpu": args.client_cpu,
+    }
+
+
+def make_plan(s: dict) -> planmod.Plan:
+    base = PRESETS[s["preset"]]
+    preset = planmod.Preset(base.name, s["reps"], s["warmup_s"], s["duration_s"], s["points"],
+                            s["micro_min_time_s"], s["micro_reps"], base.sample_period_s)
+    return planmod.build(preset, s["models"], s["experiments"], s["reps"])
+
+
+def fmt_time(sec: float) -> str:
+    sec = max(0, int(round(sec)))
+    return f"{sec // 3600}:{sec // 60 % 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60}:{sec % 60:02d}"
+
+
+def brief(rec: dict) -> str:
+    if rec["status"] != "ok":
+        return f"{rec['status'].upper()}: {(rec.get('reason') or '')[:100]}"
+    m = rec["metrics"]
+    parts = []
+    if m.get("rps") is not None:
+        parts.append(f"{m['rps'] / 1000:.1f}k req/s")
+    if m.get("p99_us") is not None:
+        parts.append(f"p99 {m['p99_us'] / 1000:.2f} ms")
+    if m.get("cpu_us_per_req") is not None:
+        parts.append(f"{m['cpu_us_per_req']:.1f} us CPU/req")
+    if rec["experiment"] == "idle" and m.get("pss_kib") is not None:
+        parts.append(f"PSS {m['pss_kib'] / 1024:.1f} MiB")
+    if rec.get("flags"):
+        parts.append("[" + ",".join(rec["flags"]) + "]")
+    return "  ".join(parts)
+
+
+class Progress:
+    def __init__(self, plan: planmod.Plan, todo: list[planmod.Point], micro_todo: bool):
+        self.total = len(plan.points) + (1 if micro_todo else 0)
+        self.done_before = self.total - len(todo) - (1 if micro_todo else 0)
+        self.preset = plan.preset
+        self.est_left = sum(planmod.estimate_point_s(p, plan.preset) for p in todo) + \
+            (planmod.estimate_micro_s(plan.preset) if micro_todo else 0)
+        self.est_done = 0.0
+        self.t0 = time.monotonic()
+        self.n = self.done_before
+        self.tty = sys.stdout.isatty()
+
+    def eta(self) -> float:
+        elapsed = time.monotonic() - self.t0
+        ratio = elapsed / self.est_done if self.est_done > 1 else 1.0
+        return self.est_left * min(max(ratio, 0.5), 3.0)
+
+    def _bar(self) -> str:
+        frac = self.n / self.total if self.total else 1.0
+        filled = int(frac * 20)
+        return f"[{'#' * filled}{'.' * (20 - filled)}] {self.n:>{len(str(self.total))}}/{self.total}"
+
+    def begin(self, label: str) -> None:
+        if self.tty:
+            line = f"{self._bar()} {label}  elapsed {fmt_time(time.monotonic() - self.t0)}  ETA {fmt_time(self.eta())}"
+            sys.stdout.write("\r\033[K" + line[:160])
+            sys.stdout.flush()
+
+    def end(self, label: str, est: float, result: str) -> None:
+        self.n += 1
+        self.est_left = max(0.0, self.est_left - est)
+        self.est_done += est
+        line = (f"{self._bar()} {label:<34} {result}  "
+                f"(ETA {fmt_time(self.eta())})")
+        sys.stdout.write(("\r\033[K" if self.tty else "") + line + "\n")
+        sys.stdout.flush()
+
+
+def finish(folder: store.RunFolder, plan_settings: dict, complete: bool, t_start: float,
+           charts: bool) -> None:
+    runs = folder.runs()
+    micro = store.read_json(folder.path / store.MICRO)
+    store.atomic_write_text(folder.path / store.SUMMARY, summary.to_csv(summary.rows(runs, micro)))
+    m = folder.meta()
+    m["complete"] = complete
+    m["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    m["wall_s"] = round(m.get("wall_s_before_resume", 0) + time.monotonic() - t_start, 1)
+    m["counts"] = {s: sum(1 for r in runs if r.get("status") == s) for s in ("ok", "skipped", "failed")}
+    folder.write_meta(m)
+    if not charts:
+        return
+    try:
+        sys.path.insert(0, str(REPO / "plots"))
+        import plot  # plots/plot.py
+        written = plot.render(folder.path)
+        print(f"charts: {len(written)} files in {folder.path / store.CHARTS}")
+    except Exception as e:   # keep the data even if a chart breaks
+        print(f"charts failed: {type(e).__name__}: {e}", file=sys.stderr)
+    try:
+        import report  # bench/report.py
+        path = report.write(folder.path)
+        print(f"report: {path}")
+    except Exception as e:
+        print(f"report failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _terminate(_signum, _frame):
+    # SIGTERM stops the run like Ctrl-C: the current point cleans up, the folder stays valid.
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+
+    if args.resume:
+        folder = store.RunFolder(Path(args.resume))
+        old = folder.meta()
+        if not old.get("settings"):
+            raise SystemExit(f"run.py: {args.resume} has no meta.json with settings; not a cmbench run folder")
+        settings = old["settings"]
+        print(f"resuming {folder.path} (its stored plan: preset {settings['preset']}, "
+              f"{len(settings['models'])} models, {settings['reps']} reps; command-line selections ignored)")
+    else:
+        settings = settings_from_args(args)
+        path = Path(args.out) if args.out else store.default_folder(REPO / "results")
+        folder = store.RunFolder(path)
+        old = None
+
+    plan = make_plan(settings)
+    bin_dir = Path(settings["bin_dir"])
+    loadgen = bin_dir / "loadgen"
+    cpus = os.sched_getaffinity(0)
+    for c in (settings["server_cpu"], settings["client_cpu"]):
+        if c not in cpus:
+            raise SystemExit(f"run.py: CPU {c} is not available (have {sorted(cpus)})")
+    micro_todo = "micro" in plan.experiments
+    done = folder.completed() if args.resume else set()
+    todo = [p for p in plan.points if p.key not in done]
+    if args.resume and micro_todo and (folder.path / store.MICRO).exists():
+        micro_todo = False
+
+    est = sum(planmod.estimate_point_s(p, plan.preset) for p in todo) + \
+        (planmod.estimate_micro_s(plan.preset) if micro_todo else 0)
+    budget = BUDGET_S.get(settings["preset"])
+    print(f"cmbench: {len(plan.models)} models x {len(plan.experiments)} experiments, "
+          f"{len(plan.points)} points ({len(todo)} to run), {plan.reps} rep(s), "
+          f"warm-up {plan.preset.warmup_s:g} s + {plan.preset.duration_s:g} s per point; "
+          f"planned time {fmt_time(est)}" + (f" (budget of preset {settings['preset']}: {fmt_time(budget)})"
+                                             if budget else ""))
+    print(f"server on CPU {settings['server_cpu']}, loadgen on CPU {settings['client_cpu']}; "
+          f"results in {folder.path}")
+    if args.dry_run:
+        for p in todo:
+            print(f"  {p.label()} rep {p.rep}: ~{planmod.estimate_point_s(p, plan.preset):.1f} s")
+        return 0
+
+    if todo and not loadgen.exists():
+        raise SystemExit(f"run.py: {loadgen} not found: build it first (make), or pass --bin-dir")
+    # The harness (sampler, slow clients, loadgen) lives on the client CPU, off the server's.
+    os.sched_setaffinity(0, {settings["client_cpu"]})
+    folder.create()
+    t_start = time.monotonic()
+    if old is None:
+        m = metamod.collect(REPO, bin_dir, settings["server_cpu"], settings["client_cpu"])
+        m["settings"] = settings
+        m["plan"] = plan.to_json()
+        m["complete"] = False
+        m["command"] = " ".join([sys.executable] + sys.argv)
+        folder.write_meta(m)
+    else:
+        m = folder.meta()
+        m["wall_s_before_resume"] = m.get("wall_s", 0) or 0
+        m.setdefault("resumed_utc", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        folder.write_meta(m)
+
+    ctx = points.Context(bin_dir=bin_dir, loadgen=loadgen, preset=plan.preset,
+                         server_cpu=settings["server_cpu"], client_cpu=settings["client_cpu"])
+    for r in folder.runs():   # peaks measured before an interruption
+        _note_peak(ctx, r)
+    prog = Progress(plan, todo, micro_todo)
+    limits = points.system_limits()
+    try:
+        for p in todo:
+            label = f"{p.label()} rep {p.rep + 1}/{plan.reps}"
+            prog.begin(label)
+            rec = points.run_point(p, ctx, limits)
+            folder.append_run(rec)
+            _note_peak(ctx, rec)
+            prog.end(label, planmod.estimate_point_s(p, plan.preset), brief(rec))
+        if micro_todo:
+            prog.begin("micro-benchmarks")
+            res = micromod.run(bin_dir / "micro", folder.path / store.MICRO,
+                               settings["micro_min_time_s"], settings["micro_reps"],
+                               settings["server_cpu"], settings.get("micro_filter"))
+            err = res["cmbench"].get("error")
+            prog.end("micro-benchmarks", planmod.estimate_micro_s(plan.preset),
+                     f"FAILED: {err}" if err else f"{len(res.get('benchmarks', []))} results")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {folder.path} holds every finished point; continue with\n"
+              f"  make bench RESUME={folder.path}\n  (or /usr/bin/python3 bench/run.py --resume {folder.path})")
+        finish(folder, settings, False, t_start, charts=False)
+        return 130
+    finish(folder, settings, True, t_start, charts=not args.no_charts)
+    wall = folder.meta().get("wall_s")
+    print(f"done in {fmt_time(wall or 0)}: {folder.path}")
+    return 0
+
+
+def _note_peak(ctx: points.Context, rec: dict) -> None:
+    if rec.get("status") != "ok":
+        return
+    if (rec["experiment"] == "scale" and str(rec["param"]) == str(LATENCY_CONNS)) or rec["param"] == PEAK:
+        rps = (rec.get("metrics") or {}).get("rps")
+        if rps:
+            ctx.peaks[(rec["model"], int(rec["rep"]))] = float(rps)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Tests of the harness's behaviour around failures, with stand-in servers and loadgen
+(fake_server.py, fake_loadgen.py): a crashing server, a failed probe, a missing ready line, a
+child left behind and a missing binary are recorded and the run goes on; skip rules; Ctrl-C
+leaves a valid folder that --resume completes; the slow-client helper."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from harness import plan, points, store, summary  # noqa: E402
+
+PY = sys.executable
+RUN = REPO / "bench" / "run.py"
+
+
+def make_bin(tmp: Path, models: list[str]) -> Path:
+    b = tmp / "bin"
+    b.mkdir()
+    (b / "loadgen").symlink_to(HERE / "fake_loadgen.py")
+    for m in models:
+        (b / f"server-{m}").symlink_to(HERE / "fake_server.py")
+    return b
+
+
+def run_harness(tmp: Path, bin_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    cmd = [PY, str(RUN), "--bin-dir", str(bin_dir), "--no-charts", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+class Faults(unittest.TestCase):
+    def test_bad_servers_are_recorded_and_the_run_goes_on(self):
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            b = make_bin(tmp, ["good", "crash", "badprobe", "noready", "leaker"])
+            out = tmp / "run"
+            p = run_harness(tmp, b, "--out", str(out), "--models", "good,crash,badprobe,noready,leaker,missing",
+                            "--experiments", "scale", "--points", "scale=2", "--reps", "1",
+                            "--warmup", "0.1", "--duration", "0.8")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            runs = {r["model"]: r for r in store.load_runs(out / store.RUNS)}
+            self.assertEqual(set(runs), {"good", "crash", "badprobe", "noready", "leaker", "missing"})
+            self.assertEqual(runs["good"]["status"], "ok")
+            self.assertTrue(runs["good"]["server"]["stop"]["clean"])
+            self.assertGreater(runs["good"]["metrics"]["requests"], 0)
+            self.assertEqual(runs["crash"]["status"], "failed")
+            self.assertIn("exited during the run", runs["crash"]["reason"])
+            self.assertIn("crashing on purpose", runs["crash"]["reason"])
+            self.assertEqual(runs["badprobe"]["status"], "failed")
+            self.assertIn("probe got unexpected bytes", runs["badprobe"]["reason"])
+            self.assertEqual(runs["noready"]["status"], "failed")
+            self.assertIn("no ready line", runs["noready"]["reason"])
+            self.assertEqual(runs["missing"]["status"], "failed")
+            self.assertIn("binary not found", runs["missing"]["reason"])
+            leak = runs["leaker"]
+            self.assertIn("unclean-exit", leak["flags"])
+            self.assertEqual(len(leak["server"]["stop"]["leftover"]), 1)
+            leftover = leak["server"]["stop"]["leftover"][0]
+            time.sleep(0.2)
+            self.assertFalse(Path(f"/proc/{leftover}").exists() and
+                             "Z" not in (Path(f"/proc/{leftover}/stat").read_text().split()[2:3] or ["Z"]),
+                             "the harness kills a leftover child")
+            meta = json.loads((out / store.META).read_text())
+            self.assertTrue(meta["complete"])
+            table = summary.read_csv((out / store.SUMMARY).read_text())
+            failed = {r["model"] for r in table if r["status"] == "failed"}
+            self.assertEqual(failed, {"crash", "badprobe", "noready", "missing"})
+
+
+class SkipRules(unittest.TestCase):
+    LIMITS = {"nofile": 20000, "nproc": 100000, "pid_max": 32768, "threads_max": 200000,
+              "ephemeral_ports": 28232, "mem_available_kib": 20 << 20, "root": True}
+
+    def test_select_above_fd_setsize(self):
+        why = points.skip_reason(plan.Point("scale", "select", 1000, 0), self.LIMITS)
+        self.assertIsNone(why)
+        why = points.skip_reason(plan.Point("scale", "select", 5000, 0), self.LIMITS)
+        self.assertIn("FD_SETSIZE", why)
+        why = points.skip_reason(plan.Point("idle", "select", 1000, 0), self.LIMITS)
+        self.assertIn("FD_SETSIZE", why, "1000 idle + 10 active + listener and stdio pass 1024")
+
+    def test_process_and_fd_limits(self):
+        small = dict(self.LIMITS, pid_max=4000)
+        why = points.skip_reason(plan.Point("scale", "fork", 10000, 0), small)
+        self.assertIn("processes", why)
+        self.assertIsNone(points.skip_reason(plan.Point("scale", "epoll", 10000, 0), small))
+        few_fds = dict(self.LIMITS, nofile=1024)
+        self.assertIn("ulimit -n", points.skip_reason(plan.Point("scale", "epoll", 5000, 0), few_fds))
+
+
+class Interrupt(unittest.TestCase):
+    def test_ctrl_c_leaves_valid_folder_and_resume_completes(self):
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            b = make_bin(tmp, ["good"])
+            out = tmp / "run"
+            args = ["--out", str(out), "--models", "good", "--experiments", "scale",
+                    "--points", "scale=1,2,3", "--reps", "2", "--warmup", "0.1", "--duration", "0.4"]
+            proc = subprocess.Popen([PY, str(RUN), "--bin-dir", str(b), "--no-charts", *args],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(store.load_runs(out / store.RUNS)) < 2:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=60)
+            self.assertEqual(proc.returncode, 130, stdout + stderr)
+            self.assertIn("--resume", stdout)
+            first = store.load_runs(out / store.RUNS)
+            self.assertGreaterEqual(len(first), 2)
+            self.assertLess(len(first), 6)
+            self.assertFalse(json.loads((out / store.META).read_text())["complete"])
+            self.assertTrue((out / store.SUMMARY).exists())
+            # Every line is whole JSON (nothing torn), and no temp file is left behind.
+            for line in (out / store.RUNS).read_text().splitlines():
+                json.loads(line)
+            self.assertEqual([f for f in os.listdir(out) if f.endswith(".tmp")], [])
+
+            p = run_harness(tmp, b, "--resume", str(out))
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            done = store.load_runs(out / store.RUNS)
+            keys = [store.point_key(r) for r in done]
+            self.assertEqual(len(keys), 6)
+            self.assertEqual(len(set(keys)), 6, "resume must not repeat a recorded point")
+            self.assertTrue(json.loads((out / store.META).read_text())["complete"])
+            p = run_harness(tmp, b, "--resume", str(out))
+            self.assertIn("(0 to run)", p.stdout)
+
+    def test_torn_last_line_is_ignored_and_repaired(self):
+        with tempfile.TemporaryDirectory() as d:
+            f = store.RunFolder(Path(d)).create()
+            f.append_run({"experiment": "scale", "model": "a", "param": 1, "rep": 0})
+            with open(f.runs_path, "a") as w:
+                w.write('{"experiment": "scale", "mod')   # a crash mid-write
+            self.assertEqual(len(f.runs()), 1)
+            f.append_run({"experiment": "scale", "model": "b", "param": 1, "rep": 0})
+            self.assertEqual([r["model"] for r in f.runs()], ["a", "b"])
+
+
+class SlowClients(unittest.TestCase):
+    def test_slowloris_helper_connects_trickles_and_reports(self):
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), ["good"])
+            srv = subprocess.Popen([str(b / "server-good"), "--port", "0"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+            try:
+                port = int(srv.stdout.readline().strip().rsplit(":", 1)[1])
+                helper = subprocess.Popen([PY, str(REPO / "bench" / "harness" / "slowloris.py"),
+                                           "--port", str(port), "--clients", "20", "--interval", "0.1",
+                                           "--max-seconds", "10"], stdout=subprocess.PIPE, text=True)
+                self.assertEqual(helper.stdout.readline().split(), ["ready", "20", "0"])
+                time.sleep(0.55)
+                helper.send_signal(signal.SIGTERM)
+                out, _ = helper.communicate(timeout=10)
+                res = json.loads(out.strip().splitlines()[-1])
+                self.assertEqual(res["alive_at_end"], 20)
+                self.assertEqual(res["closed_by_server"], 0)
+                # The request line, then about one byte per client per 0.1 s.
+                line = len(b"GET / HTTP/1.1\r\nHost: slowloris\r\nX-Slow: ")
+                self.assertGreaterEqual(res["bytes_sent"], 20 * (line + 3))
+                self.assertLess(res["bytes_sent"], 20 * (line + 10))
+            finally:
+                srv.terminate()
+                srv.wait(timeout=5)
+                srv.stdout.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
