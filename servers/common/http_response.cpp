@@ -103,6 +103,11 @@ Response respond(const Request& req) {
   const auto text = [&](int status) {
     return reply(status, kTextPlain, std::string(reason_phrase(status)), 0);
   };
+  // A bad number in the path is malformed input: 400 and close (no body for HEAD, as always).
+  const auto bad_number = [&] {
+    return build_response(400, kTextPlain, std::string(reason_phrase(400)), 0, head_only, true,
+                          false);
+  };
 
   if (req.method == Method::Other) return text(405);
   const auto path = req.target.substr(0, req.target.find('?'));
@@ -114,18 +119,18 @@ Response respond(const Request& req) {
 
   if (get && starts_with(path, "/bytes/")) {
     const auto n = parse_number(path.substr(7), kMaxBytesBody);
-    if (!n) return respond_error(400);
+    if (!n) return bad_number();
     return reply(200, kOctetStream, {}, *n);
   }
   if (get && starts_with(path, "/sleep/")) {
     const auto us = parse_number(path.substr(7), kMaxHandlerMicros);
-    if (!us) return respond_error(400);
+    if (!us) return bad_number();
     sleep_micros(*us);
     return reply(200, kTextPlain, "ok", 0);
   }
   if (get && starts_with(path, "/cpu/")) {
     const auto us = parse_number(path.substr(5), kMaxHandlerMicros);
-    if (!us) return respond_error(400);
+    if (!us) return bad_number();
     spin_micros(*us);
     return reply(200, kTextPlain, "ok", 0);
   }
