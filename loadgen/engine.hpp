@@ -26,12 +26,14 @@
 #include <string>
 #include <vector>
 
-#include "fd.hpp"
+#include "unique_fd.hpp"  // the RAII fd the servers use
 #include "options.hpp"
 #include "response_parser.hpp"
 #include "stats.hpp"
 
 namespace cmbench::loadgen {
+
+using Fd = cmbench::UniqueFd;  // closing an fd also removes it from every epoll set (never dup()ed)
 
 // Read-only state shared by all workers.
 struct Plan {
