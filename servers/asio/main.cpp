@@ -19,6 +19,7 @@
 
 #include "http_session.hpp"
 #include "server_main.hpp"
+#include "signals.hpp"
 
 namespace {
 
@@ -29,7 +30,8 @@ using namespace cmbench;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  explicit Session(tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit Session(tcp::socket socket)
+      : socket_(std::move(socket)), linger_(socket_.get_executor()) {}
 
   void start() { proceed(); }
 
@@ -64,21 +66,29 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  // Lingering close: no more sending, read and discard until the peer closes.
+  // Lingering close: no more sending, read and discard until the peer closes, for at most a
+  // second (the timer then closes the socket, which cancels the pending read).
   void finish() {
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    linger_.expires_after(std::chrono::seconds(1));
+    linger_.async_wait([self = shared_from_this()](error_code ec) {
+      error_code ignored_close;
+      if (!ec) self->socket_.close(ignored_close);
+    });
     drain();
   }
   void drain() {
     socket_.async_read_some(asio::buffer(buffer_),
                             [self = shared_from_this()](error_code ec, std::size_t n) {
                               self->drained_ += n;
-                              if (!ec && self->drained_ < http::kDrainLimit) self->drain();
+                              if (!ec && self->drained_ < http::kDrainLimit) return self->drain();
+                              self->linger_.cancel();  // done: let the session go
                             });
   }
 
   tcp::socket socket_;
+  asio::steady_timer linger_;
   std::array<char, http::kReadSize> buffer_;
   http::HttpSession http_;
   std::vector<asio::const_buffer> out_;  // the gathered output, alive until the write completes
@@ -139,6 +149,7 @@ int main(int argc, char** argv) {
     asio::io_context io(1);  // concurrency hint 1: a single thread runs every handler
     Server server(io, std::move(listener));
     asio::signal_set signals(io, SIGINT, SIGTERM);
+    unblock_stop_signals();  // the signal_set now catches them
     signals.async_wait([&](error_code, int) {
       server.stop();
       io.stop();  // pending sessions are destroyed with io, closing their sockets

@@ -3,9 +3,11 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 
@@ -22,6 +24,10 @@ using Clock = std::chrono::steady_clock;
 constexpr int kAcceptBatch = 64;           // accepts per wake-up, so clients cannot starve the loop
 constexpr int kWritesPerEvent = 16;        // sendmsg calls per event: big bodies share the loop
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);  // back-off when out of fds
+constexpr auto kLingerTime = std::chrono::seconds(1);          // lingering close lasts at most this
+// The loop wakes at least this often even when idle: a bounded wait keeps shutdown prompt even
+// where a signal cannot interrupt the wait (e.g. under ThreadSanitizer), and expires lingerers.
+constexpr auto kMaxWait = std::chrono::milliseconds(1000);
 
 // Per-connection state: a small struct; the session holds heap memory only mid-request.
 struct Connection {
@@ -30,6 +36,7 @@ struct Connection {
   int mask = kReadable;    // what the backend watches for this fd now
   bool draining = false;   // final response sent: discard input until the peer closes
   std::size_t drained = 0;
+  Clock::time_point linger_until{};
 };
 
 class EventLoop {
@@ -51,6 +58,7 @@ class EventLoop {
         return 1;
       }
       resume_accepting_if_due();
+      close_expired_lingerers();
       for (const Ready& event : ready) {
         if (event.fd == SignalPipe::fd()) {
           if (SignalPipe::drain_stop()) return 0;  // connections close as conns_ is destroyed
@@ -65,9 +73,26 @@ class EventLoop {
 
  private:
   int wait_timeout_ms() const {
-    if (!accept_paused_) return -1;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(resume_at_ - Clock::now());
+    auto until = Clock::now() + kMaxWait;
+    if (accept_paused_) until = std::min(until, resume_at_);
+    if (!lingering_.empty()) until = std::min(until, lingering_.front().second);
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
     return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+  }
+
+  // Lingering closes end when the peer closes, or after kLingerTime: a client that never
+  // closes must not hold a descriptor forever. Deadlines are queued in the order they start.
+  void close_expired_lingerers() {
+    const auto now = Clock::now();
+    while (!lingering_.empty() && lingering_.front().second <= now) {
+      const auto [fd, deadline] = lingering_.front();
+      lingering_.pop_front();
+      // The fd may have been closed and reused since: only close the one that was queued.
+      if (auto it = conns_.find(fd); it != conns_.end() && it->second.draining &&
+                                     it->second.linger_until == deadline) {
+        close(it->second);
+      }
+    }
   }
 
   void accept_clients() {
@@ -118,6 +143,8 @@ class EventLoop {
     if (c.session.next() == http::Want::Finish) {
       ::shutdown(c.fd.get(), SHUT_WR);
       c.draining = true;
+      c.linger_until = Clock::now() + kLingerTime;
+      lingering_.emplace_back(c.fd.get(), c.linger_until);
     }
     const int want = c.session.next() == http::Want::Write ? kWritable : kReadable;
     if (want != c.mask) {
@@ -158,6 +185,7 @@ class EventLoop {
   UniqueFd listener_;
   Backend& backend_;
   std::unordered_map<int, Connection> conns_;
+  std::deque<std::pair<int, Clock::time_point>> lingering_;  // (fd, deadline), oldest first
   bool accept_paused_ = false;
   Clock::time_point resume_at_{};
   unsigned long fd_limit_hits_ = 0;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "net.hpp"
+#include "signals.hpp"
 
 namespace cmbench {
 
@@ -38,6 +39,7 @@ int run_server(const ServerSpec& spec, int argc, char** argv) {
     return 2;
   }
 
+  block_stop_signals();  // until the model's handler is in place (see signals.hpp)
   UniqueFd listener;
   try {
     listener = listen_tcp(options.host, options.port, options.backlog, spec.nonblocking_listener);

@@ -1,6 +1,7 @@
 #include "signals.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +33,10 @@ void SignalPipe::watch(int signo) {
   sa.sa_flags = SA_RESTART;
   ::sigaction(signo, &sa, nullptr);
   sigaddset(&g_watched, signo);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, signo);
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 int SignalPipe::fd() { return g_pipe[0]; }
@@ -54,6 +59,26 @@ void SignalPipe::reset_in_child() {
     if (fd >= 0) ::close(fd);
     fd = -1;
   }
+}
+
+namespace {
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+}  // namespace
+
+void block_stop_signals() {
+  const sigset_t set = stop_signals();
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+void unblock_stop_signals() {
+  const sigset_t set = stop_signals();
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 }  // namespace cmbench

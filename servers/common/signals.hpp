@@ -20,4 +20,10 @@ class SignalPipe {
   static void reset_in_child();
 };
 
+// SIGTERM and SIGINT are blocked from before the ready line until the model has installed its
+// handler (SignalPipe::watch, Asio's signal_set, libevent's evsignal): a signal sent the moment
+// "listening on" appears then waits for the handler instead of killing the process.
+void block_stop_signals();
+void unblock_stop_signals();
+
 }  // namespace cmbench

@@ -19,9 +19,11 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <unordered_map>
 
 #include "http_session.hpp"
 #include "server_main.hpp"
+#include "signals.hpp"
 
 namespace {
 
@@ -33,7 +35,10 @@ struct EventFree { void operator()(event* p) const { event_free(p); } };
 struct ListenerFree { void operator()(evconnlistener* p) const { evconnlistener_free(p); } };
 struct BevFree { void operator()(bufferevent* p) const { bufferevent_free(p); } };
 
+struct Server;
+
 struct Connection {
+  Server* server = nullptr;
   std::unique_ptr<bufferevent, BevFree> bev;
   http::HttpSession http;
   bool finishing = false;    // final response queued: close once it is flushed
@@ -46,7 +51,15 @@ void on_read(bufferevent* bev, void* arg);
 void on_write(bufferevent* bev, void* arg);
 void on_event(bufferevent* bev, short what, void* arg);
 
-void close_connection(Connection* c) { delete c; }  // frees the bufferevent, closing the fd
+// What the callbacks share: the live connections (freed at shutdown too) and the accept back-off.
+struct Server {
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections;
+  evconnlistener* listener = nullptr;
+  event* backoff_timer = nullptr;
+};
+
+// Frees the connection and its bufferevent, which closes the socket.
+void close_connection(Connection* c) { c->server->connections.erase(c); }
 
 // Moves queued responses into the output evbuffer (bounded), then decides what to wait for.
 void proceed(Connection* c) {
@@ -72,7 +85,9 @@ void proceed(Connection* c) {
   const bool output_empty = evbuffer_get_length(out) == 0;
   if ((c->finishing || c->peer_closed) && output_empty && !c->shut_down) {
     if (c->peer_closed) return close_connection(c);
-    ::shutdown(bufferevent_getfd(c->bev.get()), SHUT_WR);  // lingering close
+    ::shutdown(bufferevent_getfd(c->bev.get()), SHUT_WR);  // lingering close, for 1 s at most
+    const timeval linger{1, 0};
+    bufferevent_set_timeouts(c->bev.get(), &linger, nullptr);
     c->shut_down = true;
   }
   // Read while the session wants input (or while draining); otherwise let output drain first.
@@ -119,7 +134,8 @@ void on_event(bufferevent* bev, short what, void* arg) {
   close_connection(c);
 }
 
-void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr*, int, void*) {
+void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr*, int, void* arg) {
+  auto* server = static_cast<Server*>(arg);
   event_base* base = evconnlistener_get_base(listener);
   bufferevent* bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
   if (bev == nullptr) {
@@ -128,30 +144,29 @@ void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr*, int, voi
   }
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  auto* c = new Connection{std::unique_ptr<bufferevent, BevFree>(bev), {}, false, false, false, 0};
+  auto owned = std::make_unique<Connection>();
+  Connection* c = owned.get();
+  c->server = server;
+  c->bev.reset(bev);
+  server->connections.emplace(c, std::move(owned));
   bufferevent_set_max_single_read(bev, http::kReadSize);  // same read size as the other models
   bufferevent_setcb(bev, on_read, on_write, on_event, c);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
-struct AcceptBackoff {
-  evconnlistener* listener = nullptr;
-  event* timer = nullptr;
-};
-
 // Out of fds: libevent would report the same error on every loop; pause accepting for 100 ms.
 void on_accept_error(evconnlistener* listener, void* arg) {
   const int err = EVUTIL_SOCKET_ERROR();
-  auto* backoff = static_cast<AcceptBackoff*>(arg);
+  auto* server = static_cast<Server*>(arg);
   if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
     evconnlistener_disable(listener);
     const timeval pause{0, 100000};
-    evtimer_add(backoff->timer, &pause);
+    evtimer_add(server->backoff_timer, &pause);
   }
 }
 
 void on_backoff_done(evutil_socket_t, short, void* arg) {
-  evconnlistener_enable(static_cast<AcceptBackoff*>(arg)->listener);
+  evconnlistener_enable(static_cast<Server*>(arg)->listener);
 }
 
 void on_stop_signal(evutil_socket_t, short, void* arg) {
@@ -168,28 +183,30 @@ int serve(UniqueFd listen_fd) {
   std::fprintf(stderr, "server-libevent: libevent %s, backend %s\n", event_get_version(),
                event_base_get_method(base.get()));
 
-  AcceptBackoff backoff;
+  Server server;
   // backlog 0: the socket is already listening with the backlog from the command line.
   std::unique_ptr<evconnlistener, ListenerFree> listener(evconnlistener_new(
-      base.get(), on_accept, nullptr, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+      base.get(), on_accept, &server, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
       listen_fd.get()));
   if (!listener) {
     log_error("libevent", "evconnlistener_new failed");
     return 1;
   }
   listen_fd.release();  // the evconnlistener owns it now
-  std::unique_ptr<event, EventFree> timer(evtimer_new(base.get(), on_backoff_done, &backoff));
-  backoff = {listener.get(), timer.get()};
+  std::unique_ptr<event, EventFree> timer(evtimer_new(base.get(), on_backoff_done, &server));
+  server.listener = listener.get();
+  server.backoff_timer = timer.get();
   evconnlistener_set_error_cb(listener.get(), on_accept_error);
-  evconnlistener_set_cb(listener.get(), on_accept, &backoff);
 
   std::unique_ptr<event, EventFree> sigterm(evsignal_new(base.get(), SIGTERM, on_stop_signal, base.get()));
   std::unique_ptr<event, EventFree> sigint(evsignal_new(base.get(), SIGINT, on_stop_signal, base.get()));
   evsignal_add(sigterm.get(), nullptr);
   evsignal_add(sigint.get(), nullptr);
+  unblock_stop_signals();  // the evsignals now catch them
 
   event_base_dispatch(base.get());
-  return 0;  // open connections close as the process exits
+  server.connections.clear();  // free every live connection before the base goes
+  return 0;
 }
 
 }  // namespace
