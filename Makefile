@@ -63,8 +63,8 @@ fuzz: deps
 	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
 	build-fuzz/bin/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -max_len=20000 build-fuzz/corpus
 
-# Benchmarks. RUN=<results folder>, RESUME=<results folder>, MODELS=epoll,asio, EXPERIMENTS=scale,idle
-BENCH_ARGS = $(if $(RESUME),--resume $(RESUME)) $(if $(MODELS),--models $(MODELS)) \
+# Benchmarks. RUN=<results folder>, RESUME=<results folder>, OUT=<new results folder>, MODELS=epoll,asio, EXPERIMENTS=scale,idle
+BENCH_ARGS = $(if $(RESUME),--resume $(RESUME)) $(if $(OUT),--out $(OUT)) $(if $(MODELS),--models $(MODELS)) \
              $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS)) $(if $(REPS),--reps $(REPS))
 bench: all
 	$(PY) bench/run.py --preset default $(BENCH_ARGS)
