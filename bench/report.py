@@ -19,7 +19,8 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "plots"))
 
 from harness import readings, store, summary  # noqa: E402
-from harness.plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_SLEEP_US,  # noqa: E402
+from harness.plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS,  # noqa: E402
+                          BLOCKING_SLEEP_US,
                           BLOCKING_SLOW_CONNS, CPU_CONNS, IDLE_ACTIVE_CONNS, LATENCY_CONNS,
                           PAYLOAD_CONNS, PEAK, QUESTIONS, SLOWLORIS_ACTIVE_CONNS, TIMEOUT_S)
 from harness.readings import cell  # noqa: E402
@@ -42,7 +43,9 @@ METHOD = {
                f"preset's percentages of that peak; latency counts from each request's intended "
                f"send time, so a stalled server is charged for the requests it kept waiting "
                f"(coordinated omission corrected).",
-    "blocking": f"Fast `GET /` requests open loop at {BLOCKING_LOAD_PCT} % of the model's peak on "
+    "blocking": f"Fast `GET /` requests open loop at {BLOCKING_LOAD_PCT} % of the model's peak "
+                f"(at most {BLOCKING_MAX_FAST_RPS} req/s, so the sleeps leave an event loop time to "
+                f"serve) on "
                 f"{BLOCKING_FAST_CONNS} connections, alone and then with a second loadgen adding "
                 f"`/sleep/{BLOCKING_SLEEP_US}` requests (the handler blocks its thread for "
                 f"{BLOCKING_SLEEP_US} us) as the given share of all requests on "

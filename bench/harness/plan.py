@@ -40,7 +40,11 @@ QUESTIONS = {
 LATENCY_CONNS = 100        # open-loop connections, and the closed-loop peak is measured at this c
 BLOCKING_FAST_CONNS = 50   # connections carrying the fast requests
 BLOCKING_SLOW_CONNS = 4    # connections carrying the /sleep/1000 requests
-BLOCKING_LOAD_PCT = 50     # fast requests are offered at this % of the model's peak
+BLOCKING_LOAD_PCT = 50     # fast requests are offered at this % of the model's peak ...
+# ... but at most this many per second, the same for every model that reaches it: at 1 % slow
+# requests of 1 ms each, 20000 req/s keeps an event loop 20 % asleep. Uncapped (50 % of a
+# 200k req/s peak) the sleeps alone would need 100 % of the loop and nothing else would finish.
+BLOCKING_MAX_FAST_RPS = 20000
 BLOCKING_SLEEP_US = 1000
 IDLE_ACTIVE_CONNS = 10
 SLOWLORIS_ACTIVE_CONNS = 10

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from . import procfs, sampler
 from .loadgen import Loadgen, LoadResult, LoadSpec
-from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_SLEEP_US, BLOCKING_SLOW_CONNS,
+from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS, BLOCKING_SLEEP_US,
+                   BLOCKING_SLOW_CONNS,
                    CPU_CONNS, IDLE_ACTIVE_CONNS, LATENCY_CONNS, PAYLOAD_CONNS, PEAK,
                    SLOWLORIS_ACTIVE_CONNS, TIMEOUT_S, Point, Preset, connections_of)
 from .server import Server
@@ -160,7 +161,7 @@ def load_specs(point: Point, ctx: Context) -> tuple[LoadSpec, LoadSpec | None, d
         return LoadSpec("/", LATENCY_CONNS, rate=rate, timeout_s=TIMEOUT_S), None, notes
     if e == "blocking":
         share = float(p)
-        fast = max(1, int(round(peak * BLOCKING_LOAD_PCT / 100.0)))
+        fast = max(1, min(BLOCKING_MAX_FAST_RPS, int(round(peak * BLOCKING_LOAD_PCT / 100.0))))
         notes.update(connections=BLOCKING_FAST_CONNS, loop="open", offered_rps=fast,
                      slow_share_pct=share, slow_path=f"/sleep/{BLOCKING_SLEEP_US}")
         main = LoadSpec("/", BLOCKING_FAST_CONNS, rate=fast, timeout_s=TIMEOUT_S)
