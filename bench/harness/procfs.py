@@ -50,9 +50,13 @@ def children(pid: int) -> list[int]:
 def process_tree(root: int) -> list[int]:
     """root and all its descendants, root first."""
     seen = [root]
+    members = {root}   # a set: a fork server at 10000 connections has 10000 children
     i = 0
     while i < len(seen):
-        seen.extend(k for k in children(seen[i]) if k not in seen)
+        for k in children(seen[i]):
+            if k not in members:
+                members.add(k)
+                seen.append(k)
         i += 1
     return seen
 
