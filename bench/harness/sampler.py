@@ -244,6 +244,13 @@ def window(samples: list[Sample], start: float, end: float, gauge_start: float |
     pss_vals = [s.pss_kib for s in inside if s.pss_kib is not None]
     if not pss_vals:
         notes.append("no PSS reading while the load ran")
+    # PSS grows with the tree: a reading taken while a fork server was still spawning children
+    # would understate it, so only readings of (within 1 % of) the fullest tree seen count.
+    procs_max = max(s.procs for s in inside)
+    pss_full = [s.pss_kib for s in inside
+                if s.pss_kib is not None and s.procs >= 0.99 * procs_max]
+    if pss_vals and not pss_full:
+        notes.append(f"PSS read only while fewer than {procs_max} processes existed")
     ticks = d["user_ticks"] + d["sys_ticks"]
     cpu_s = max(d["cpu_ns"], 0) / 1e9
     # Split the exact total by the tick ratio; ticks alone may be coarse.
@@ -255,9 +262,9 @@ def window(samples: list[Sample], start: float, end: float, gauge_start: float |
         user_s=cpu_s * user_share if ticks > 0 else None,
         sys_s=cpu_s * (1 - user_share) if ticks > 0 else None,
         ctx_vol=int(round(d["ctx_vol"])), ctx_invol=int(round(d["ctx_invol"])),
-        procs_max=max(s.procs for s in inside), threads_max=max(s.threads for s in inside),
+        procs_max=procs_max, threads_max=max(s.threads for s in inside),
         rss_kib_max=max(s.rss_kib for s in inside),
-        pss_kib_max=max(pss_vals) if pss_vals else None,
+        pss_kib_max=max(pss_full) if pss_full else None,
         pss_kib_last=pss_vals[-1] if pss_vals else None,
         tcp_mem_kib_max=max(s.tcp_mem_kib for s in inside),
         samples_in_window=len([s for s in samples if start <= s.t <= end]),
