@@ -234,6 +234,19 @@ class WindowArithmetic(unittest.TestCase):
         self.assertEqual(w.samples_in_window, 2)
         self.assertAlmostEqual(w.user_s / w.cpu_s, 0.75, places=1)
 
+    def test_pss_only_from_the_full_tree(self):
+        # A fork server still spawning: PSS was read at 11 processes, not at 5011.
+        early = self.mk(0.0, 0, pss=17000, procs=11)
+        full = self.mk(1.0, int(1e8), pss=None, procs=5011)
+        w = sampler.window([early, full], 0.0, 1.0)
+        self.assertIsNone(w.pss_kib_max)
+        self.assertEqual(w.procs_max, 5011)
+        self.assertTrue(any("fewer than 5011" in n for n in w.notes))
+        # Once a reading of the full tree exists, it is the one reported.
+        later = self.mk(1.5, int(1.5e8), pss=169000, procs=5011)
+        w = sampler.window([early, full, later], 0.0, 2.0)
+        self.assertEqual(w.pss_kib_max, 169000)
+
     def test_core_contention(self):
         hz = procfs.CLK_TCK
         # Over 1 s the core was 100 % busy in user time, the tree used 0.4 s: 0.6 by others.
