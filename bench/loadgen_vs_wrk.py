@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from harness.server import Server  # noqa: E402  (the harness's server lifecycle)
 BODY = b"Hello, World!"
 
 
@@ -78,31 +80,20 @@ def probe(port, timeout=5.0):
 
 
 class EpollServer:
+    """server-epoll, started pinned, probed and stopped by the harness's own Server."""
     name = "server-epoll"
 
     def __init__(self, bin_dir, cpu):
-        path = bin_dir / "server-epoll"
-        if not path.exists():
-            raise RuntimeError(f"{path} not found: build it first (make)")
-        self.proc = subprocess.Popen([str(path), "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, preexec_fn=pinned(cpu))
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
+        self.server = Server("epoll", bin_dir / "server-epoll", cpu)
+        reason = self.server.start() or self.server.probe()
+        if reason:
             self.stop()
-            raise RuntimeError(f"server-epoll did not start: {line!r}")
-        self.port = int(line.rsplit(":", 1)[1])
-        if not probe(self.port):
-            self.stop()
-            raise RuntimeError("server-epoll does not answer GET /")
+            raise RuntimeError(f"server-epoll: {reason} (build it first: make)")
+        self.port = self.server.port
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.server.stop()
+        self.server.close()
 
 
 class Nginx:
