@@ -14,8 +14,10 @@ WERROR     ?= $(if $(CI),ON,OFF)
 
 # Exactly the Debian packages the build, tests, benchmarks and charts need.
 PACKAGES := g++ clang libclang-rt-14-dev cmake ninja-build pkg-config make \
-            libboost-dev libevent-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev \
+            libboost-dev libboost-context-dev libevent-dev libuv1-dev liburing-dev \
+            libgtest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev linux-perf \
             python3 python3-matplotlib python3-psutil \
+            python3-gevent python3-twisted python3-tornado python3-uvloop \
             curl wrk nginx-light util-linux procps iproute2 git
 
 .PHONY: all build configure deps test sanitize tsan fuzz bench bench-quick bench-full micro \

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-MODELS = ["fork", "threads", "select", "poll", "epoll", "asio", "libevent"]
+from . import registry
+
+MODELS = registry.NAMES  # servers/models.txt, in chart order
 EXPERIMENTS = ["scale", "idle", "churn", "latency", "blocking", "cpu", "payload", "slowloris", "micro"]
 LOAD_EXPERIMENTS = [e for e in EXPERIMENTS if e != "micro"]
 
