@@ -41,8 +41,18 @@ class Session : public std::enable_shared_from_this<Session> {
     switch (http_.next()) {
       case http::Want::Read: return do_read();
       case http::Want::Write: return do_write();
+      case http::Want::Process: return do_process();
       case http::Want::Finish: return finish();
     }
+  }
+
+  // More pipelined requests are already here: run the next turn after the handlers that are
+  // queued meanwhile (post), so one client cannot hold the loop (HttpSession bounds a turn).
+  void do_process() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->http_.process();
+      self->proceed();
+    });
   }
 
   void do_read() {

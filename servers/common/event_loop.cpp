@@ -19,12 +19,9 @@
 namespace cmbench::ev {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 constexpr int kAcceptBatch = 64;           // accepts per wake-up, so clients cannot starve the loop
 constexpr int kWritesPerEvent = 16;        // sendmsg calls per event: big bodies share the loop
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);  // back-off when out of fds
-constexpr auto kLingerTime = std::chrono::seconds(1);          // lingering close lasts at most this
 // The loop wakes at least this often even when idle: a bounded wait keeps shutdown prompt even
 // where a signal cannot interrupt the wait (e.g. under ThreadSanitizer), and expires lingerers.
 constexpr auto kMaxWait = std::chrono::milliseconds(1000);
@@ -34,6 +31,7 @@ struct Connection {
   UniqueFd fd;
   http::HttpSession session;
   int mask = kReadable;    // what the backend watches for this fd now
+  bool turn_queued = false;  // in turns_due_: owed a turn on the loop's next pass
   bool draining = false;   // final response sent: discard input until the peer closes
   std::size_t drained = 0;
   Clock::time_point linger_until{};
@@ -41,8 +39,9 @@ struct Connection {
 
 class EventLoop {
  public:
-  EventLoop(const std::string& model, UniqueFd listener, Backend& backend)
-      : model_(model), listener_(std::move(listener)), backend_(backend) {}
+  EventLoop(const std::string& model, UniqueFd listener, Backend& backend,
+            const ServerOptions& options)
+      : model_(model), listener_(std::move(listener)), backend_(backend), options_(options) {}
 
   int run() {
     SignalPipe::watch(SIGTERM);
@@ -59,6 +58,7 @@ class EventLoop {
       }
       resume_accepting_if_due();
       close_expired_lingerers();
+      run_waiting_turns();
       for (const Ready& event : ready) {
         if (event.fd == SignalPipe::fd()) {
           if (SignalPipe::drain_stop()) return 0;  // connections close as conns_ is destroyed
@@ -73,6 +73,7 @@ class EventLoop {
 
  private:
   int wait_timeout_ms() const {
+    if (!turns_due_.empty()) return 0;  // connections with requests already read: no sleeping
     auto until = Clock::now() + kMaxWait;
     if (accept_paused_) until = std::min(until, resume_at_);
     if (!lingering_.empty()) until = std::min(until, lingering_.front().second);
@@ -138,6 +139,27 @@ class EventLoop {
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return close(c);
       if (n > 0) c.session.on_bytes({scratch_, static_cast<std::size_t>(n)});
     }
+    after_turn(c);
+  }
+
+  // Fairness: a connection whose input still holds complete requests gets its next turn on the
+  // loop's next pass, after every connection that was ready meanwhile (HttpSession bounds a turn).
+  void run_waiting_turns() {
+    std::swap(turns_due_, turns_now_);
+    for (const int fd : turns_now_) {
+      auto it = conns_.find(fd);
+      if (it == conns_.end()) continue;
+      it->second.turn_queued = false;
+      if (it->second.session.next() != http::Want::Process) continue;
+      it->second.session.process();
+      after_turn(it->second);
+    }
+    turns_now_.clear();
+  }
+
+  // After the session changed: write what it has, start lingering close, queue its next turn,
+  // and tell the backend what to wait for.
+  void after_turn(Connection& c) {
     // Write at once rather than waiting a round for writability: usually it all fits.
     if (c.session.next() == http::Want::Write && !write_some(c)) return close(c);
     if (c.session.next() == http::Want::Finish) {
@@ -145,6 +167,10 @@ class EventLoop {
       c.draining = true;
       c.linger_until = Clock::now() + kLingerTime;
       lingering_.emplace_back(c.fd.get(), c.linger_until);
+    }
+    if (c.session.next() == http::Want::Process && !c.turn_queued) {
+      c.turn_queued = true;
+      turns_due_.push_back(c.fd.get());
     }
     const int want = c.session.next() == http::Want::Write ? kWritable : kReadable;
     if (want != c.mask) {
@@ -184,8 +210,10 @@ class EventLoop {
   const std::string& model_;
   UniqueFd listener_;
   Backend& backend_;
+  const ServerOptions& options_;
   std::unordered_map<int, Connection> conns_;
   std::deque<std::pair<int, Clock::time_point>> lingering_;  // (fd, deadline), oldest first
+  std::vector<int> turns_due_, turns_now_;  // connections owed a turn on the next pass
   bool accept_paused_ = false;
   Clock::time_point resume_at_{};
   unsigned long fd_limit_hits_ = 0;
@@ -194,9 +222,10 @@ class EventLoop {
 
 }  // namespace
 
-int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend) {
+int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend,
+                   const ServerOptions& options) {
   // The loop owns a 16 KiB scratch buffer: allocate it once on the heap, not on the stack.
-  auto loop = std::make_unique<EventLoop>(model, std::move(listener), backend);
+  auto loop = std::make_unique<EventLoop>(model, std::move(listener), backend, options);
   return loop->run();
 }
 

@@ -10,6 +10,10 @@
 
 #include "unique_fd.hpp"
 
+namespace cmbench {
+struct ServerOptions;
+}
+
 namespace cmbench::ev {
 
 enum : int { kNone = 0, kReadable = 1, kWritable = 2 };
@@ -32,7 +36,9 @@ class Backend {
   virtual bool wait(int timeout_ms, std::vector<Ready>& ready) = 0;
 };
 
-// Serves every connection on the calling thread until SIGTERM or SIGINT. Returns exit status.
-int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend);
+// Serves every connection on the calling thread until SIGTERM or SIGINT, with the deadlines
+// and the client cap of `options` (DESIGN §3). Returns the exit status.
+int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend,
+                   const ServerOptions& options);
 
 }  // namespace cmbench::ev

@@ -46,6 +46,9 @@ class RequestParser {
   // Start over for the next request (after Complete).
   void reset() noexcept { *this = RequestParser{}; }
 
+  // The current request's head has been seen whole (its body may still be arriving).
+  bool head_complete() const noexcept { return head_len_ != 0; }
+
  private:
   std::size_t scanned_ = 0;          // head bytes already checked for line ends
   std::size_t first_line_end_ = 0;   // offset of the request line's LF, 0 = not yet seen

@@ -6,32 +6,29 @@ namespace cmbench::http {
 
 void HttpSession::on_bytes(std::string_view data) {
   if (closing_ || data.empty()) return;  // after a final response, input is only drained
-  if (pending_.empty() && !paused()) {
+  if (pending_.empty()) {
     // Fast path: parse straight from the caller's buffer and keep only the leftover bytes.
-    std::size_t used = 0;
-    while (!paused()) {
-      auto result = parser_.parse(data.substr(used));
-      if (result.status == ParseStatus::NeedMore) break;
-      if (result.status == ParseStatus::Error) {
-        enqueue(respond_error(result.error_status));
-        return;
-      }
-      enqueue(respond(result.request));
-      parser_.reset();
-      used += result.consumed;
-      if (used == data.size()) return;
-    }
-    if (!closing_) pending_.assign(data.substr(used));
+    const std::size_t used = parse_turn(data);
+    if (!closing_ && used < data.size()) pending_.assign(data.substr(used));
     return;
   }
   pending_.append(data);
-  parse_available();
+  if (!backlog_) parse_pending();  // with a backlog, process() is due first: order is kept
 }
 
-void HttpSession::parse_available() {
+void HttpSession::process() {
+  if (backlog_ && !paused()) parse_pending();
+}
+
+std::size_t HttpSession::parse_turn(std::string_view input) {
   std::size_t used = 0;
-  while (!paused() && used < pending_.size()) {
-    auto result = parser_.parse(std::string_view(pending_).substr(used));
+  backlog_ = false;
+  for (int turn = 0; used < input.size(); ++turn) {
+    if (paused() || turn == kRequestsPerTurn) {
+      backlog_ = !closing_;  // more may be complete: the next turn (or drained output) decides
+      break;
+    }
+    auto result = parser_.parse(input.substr(used));
     if (result.status == ParseStatus::NeedMore) break;
     if (result.status == ParseStatus::Error) {
       enqueue(respond_error(result.error_status));
@@ -41,6 +38,11 @@ void HttpSession::parse_available() {
     parser_.reset();
     used += result.consumed;
   }
+  return used;
+}
+
+void HttpSession::parse_pending() {
+  const std::size_t used = parse_turn(pending_);
   if (closing_ || used == pending_.size()) {
     std::string().swap(pending_);  // give the memory back: idle connections hold nothing
   } else if (used > 0) {
@@ -56,7 +58,10 @@ void HttpSession::enqueue(Response r) {
 }
 
 void HttpSession::reject(int status) {
-  if (!closing_) enqueue(respond_error(status));
+  if (closing_) return;
+  enqueue(respond_error(status));
+  std::string().swap(pending_);
+  backlog_ = false;
 }
 
 int HttpSession::gather(iovec* iov, int max) const {
@@ -98,13 +103,19 @@ void HttpSession::on_written(std::size_t n) {
     std::vector<Response>().swap(out_);  // idle connections hold no response memory
     out_index_ = 0;
     out_offset_ = 0;
-    if (!pending_.empty()) parse_available();  // requests that waited while output was high
   }
 }
 
 Want HttpSession::next() const noexcept {
   if (has_output()) return Want::Write;
-  return closing_ ? Want::Finish : Want::Read;
+  if (closing_) return Want::Finish;
+  return backlog_ ? Want::Process : Want::Read;
+}
+
+Phase HttpSession::phase() const noexcept {
+  if (has_output() || closing_ || backlog_) return Phase::Busy;
+  if (pending_.empty()) return Phase::Idle;
+  return parser_.head_complete() ? Phase::Busy : Phase::Head;
 }
 
 }  // namespace cmbench::http

@@ -27,17 +27,36 @@ namespace cmbench::http {
 inline constexpr std::size_t kReadSize = 16 * 1024;           // every model reads 16 KiB at most
 inline constexpr std::size_t kOutputHighWater = 256 * 1024;   // pause parsing above this
 inline constexpr std::size_t kDrainLimit = 4 * 1024 * 1024;   // lingering close reads at most this
+// Fairness: one turn of a connection (one on_bytes or process call) runs at most this many
+// requests. A single 16 KiB read can hold hundreds of pipelined requests; answering all of
+// them before anyone else would let one client freeze an event loop for their sum (40
+// pipelined /cpu/50000 = 2 s). Eight keeps a 16-deep pipeline of GET / at two turns (the cost
+// of a turn is one pass of the loop, no system call) and bounds what one client makes the
+// others wait to eight handlers.
+inline constexpr int kRequestsPerTurn = 8;
 
 enum class Want {
-  Read,    // nothing to send: wait for more request bytes
-  Write,   // responses are queued: write them
-  Finish,  // the last response is sent: shut down our side, drain the peer, close
+  Read,     // nothing to send: wait for more request bytes
+  Write,    // responses are queued: write them
+  Process,  // complete requests wait in the input: call process() on the connection's next turn
+            // (no socket wait: the bytes are already here; an event loop lets others go first)
+  Finish,   // the last response is sent: shut down our side, drain the peer, close
+};
+
+// Which deadline of DESIGN §3 a connection is under (see connection_deadline.hpp).
+enum class Phase {
+  Idle,  // no request in progress: new, or keep-alive after a response (--idle-timeout)
+  Head,  // a request's head has begun but is not complete (--header-timeout, then 408)
+  Busy,  // a body is arriving, a handler runs, responses are being written: no deadline
 };
 
 class HttpSession {
  public:
-  // Bytes read from the peer. Runs the handlers of every complete request they finish.
+  // Bytes read from the peer. Runs the handlers of the complete requests they finish, at most
+  // kRequestsPerTurn of them; the rest wait for process() (next() says Process).
   void on_bytes(std::string_view data);
+  // The connection's next turn: runs up to kRequestsPerTurn more of the waiting requests.
+  void process();
 
   // Fills up to `max` iovecs with unsent response bytes; returns how many it filled.
   int gather(iovec* iov, int max) const;
@@ -45,17 +64,22 @@ class HttpSession {
   void on_written(std::size_t n);
 
   Want next() const noexcept;
+  Phase phase() const noexcept;
   bool has_output() const noexcept { return out_index_ < out_.size(); }
   std::size_t output_bytes() const noexcept { return out_bytes_; }
 
-  // Queue a final response without a request (e.g. 503 when the model cannot take the client).
+  // Queue a final response without a request (503 when the model cannot take the client, 408
+  // when a head was not complete in time). Unparsed input is dropped: only draining follows.
   void reject(int status);
 
   // Requests answered on this connection (tests and counters).
   std::size_t requests() const noexcept { return requests_; }
 
  private:
-  void parse_available();
+  // Parses and answers requests from `input` (the caller's buffer or pending_) for one turn;
+  // returns the bytes consumed.
+  std::size_t parse_turn(std::string_view input);
+  void parse_pending();
   void enqueue(Response r);
   bool paused() const noexcept { return closing_ || out_bytes_ >= kOutputHighWater; }
 
@@ -67,6 +91,7 @@ class HttpSession {
   std::size_t out_bytes_ = 0;         // unsent bytes in total
   std::size_t requests_ = 0;
   bool closing_ = false;              // a response that ends the connection is queued
+  bool backlog_ = false;              // pending_ may hold complete requests (turn or output bound)
 };
 
 }  // namespace cmbench::http

@@ -68,9 +68,9 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "epoll";
   spec.description = "one thread, non-blocking sockets, epoll(7) readiness (level-triggered)";
-  spec.serve = [](UniqueFd listener, const ServerOptions&) {
+  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
     EpollBackend backend;
-    return ev::run_event_loop("epoll", std::move(listener), backend);
+    return ev::run_event_loop("epoll", std::move(listener), backend, options);
   };
   return run_server(spec, argc, argv);
 }

@@ -57,17 +57,19 @@ class Children {
 };
 
 // In the child: serve one client, then end the process (never return into the accept loop).
-[[noreturn]] void run_child(UniqueFd listener, UniqueFd client, pid_t parent) {
+[[noreturn]] void run_child(UniqueFd listener, UniqueFd client, pid_t parent,
+                            const Timeouts& timeouts) {
   SignalPipe::reset_in_child();            // default SIGTERM: the parent can end us
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);      // and so does the parent's death
   if (::getppid() != parent) ::_exit(0);   // it died before prctl took effect
   listener.reset();                        // only the parent accepts
-  serve_blocking(client.get());
+  PollIo io;
+  serve_blocking(client.get(), timeouts, io);
   client.reset();
   ::_exit(0);
 }
 
-int serve(UniqueFd listener) {
+int serve(UniqueFd listener, const ServerOptions& options) {
   SignalPipe::watch(SIGTERM);
   SignalPipe::watch(SIGINT);
   SignalPipe::watch(SIGCHLD);
@@ -81,12 +83,12 @@ int serve(UniqueFd listener) {
     if (wake == Wake::Stop) break;
     if (wake != Wake::Listener) continue;
 
-    AcceptResult r = accept_client(listener.get(), false);  // the client socket blocks
+    AcceptResult r = accept_client(listener.get(), true);  // serve_blocking waits in poll()
     if (r.status == AcceptStatus::FdLimit) back_off = true;
     if (r.status != AcceptStatus::Accepted) continue;
 
     const pid_t pid = ::fork();
-    if (pid == 0) run_child(std::move(listener), std::move(r.fd), self);
+    if (pid == 0) run_child(std::move(listener), std::move(r.fd), self, options.timeouts);
     if (pid < 0) {
       log_error("fork", std::string("fork: ") + std::strerror(errno));
       reject_connection(std::move(r.fd), 503);
@@ -105,6 +107,8 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "fork";
   spec.description = "one process per connection (fork), blocking sockets";
-  spec.serve = [](UniqueFd listener, const ServerOptions&) { return serve(std::move(listener)); };
+  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
+    return serve(std::move(listener), options);
+  };
   return run_server(spec, argc, argv);
 }

@@ -40,6 +40,7 @@ struct Server;
 struct Connection {
   Server* server = nullptr;
   std::unique_ptr<bufferevent, BevFree> bev;
+  std::unique_ptr<event, EventFree> next_turn;  // made active when pipelined requests wait
   http::HttpSession http;
   bool finishing = false;    // final response queued: close once it is flushed
   bool shut_down = false;    // our FIN is sent: draining input until the peer closes
@@ -82,6 +83,9 @@ void proceed(Connection* c) {
     c->http.on_written(moved);
   }
   if (c->http.next() == http::Want::Finish) c->finishing = true;
+  // More pipelined requests are already here: run the next turn once the callbacks that are
+  // ready meanwhile have run, so one client cannot hold the loop (HttpSession bounds a turn).
+  if (c->http.next() == http::Want::Process) event_active(c->next_turn.get(), EV_TIMEOUT, 0);
   const bool output_empty = evbuffer_get_length(out) == 0;
   if ((c->finishing || c->peer_closed) && output_empty && !c->shut_down) {
     if (c->peer_closed) return close_connection(c);
@@ -123,6 +127,12 @@ void on_read(bufferevent* bev, void* arg) {
 
 void on_write(bufferevent*, void* arg) { proceed(static_cast<Connection*>(arg)); }
 
+void on_next_turn(evutil_socket_t, short, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  c->http.process();
+  proceed(c);
+}
+
 void on_event(bufferevent* bev, short what, void* arg) {
   auto* c = static_cast<Connection*>(arg);
   const bool output_pending = evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
@@ -148,6 +158,8 @@ void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr*, int, voi
   Connection* c = owned.get();
   c->server = server;
   c->bev.reset(bev);
+  c->next_turn.reset(event_new(base, -1, 0, on_next_turn, c));
+  if (!c->next_turn) return;  // out of memory: `owned` frees the connection and its socket
   server->connections.emplace(c, std::move(owned));
   bufferevent_set_max_single_read(bev, http::kReadSize);  // same read size as the other models
   bufferevent_setcb(bev, on_read, on_write, on_event, c);

@@ -72,9 +72,9 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "poll";
   spec.description = "one thread, non-blocking sockets, poll(2) readiness";
-  spec.serve = [](UniqueFd listener, const ServerOptions&) {
+  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
     PollBackend backend;
-    return ev::run_event_loop("poll", std::move(listener), backend);
+    return ev::run_event_loop("poll", std::move(listener), backend, options);
   };
   return run_server(spec, argc, argv);
 }

@@ -71,9 +71,9 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "select";
   spec.description = "one thread, non-blocking sockets, select(2) readiness (fds < FD_SETSIZE)";
-  spec.serve = [](UniqueFd listener, const ServerOptions&) {
+  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
     SelectBackend backend;
-    return ev::run_event_loop("select", std::move(listener), backend);
+    return ev::run_event_loop("select", std::move(listener), backend, options);
   };
   return run_server(spec, argc, argv);
 }

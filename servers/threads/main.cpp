@@ -53,7 +53,7 @@ class LiveConnections {
   std::unordered_set<int> fds_;
 };
 
-int serve(UniqueFd listener) {
+int serve(UniqueFd listener, const ServerOptions& options) {
   SignalPipe::watch(SIGTERM);
   SignalPipe::watch(SIGINT);
   auto live = std::make_shared<LiveConnections>();
@@ -64,16 +64,17 @@ int serve(UniqueFd listener) {
     if (wake == Wake::Stop) break;
     if (wake != Wake::Listener) continue;
 
-    AcceptResult r = accept_client(listener.get(), false);  // the client socket blocks
+    AcceptResult r = accept_client(listener.get(), true);  // serve_blocking waits in poll()
     if (r.status == AcceptStatus::FdLimit) back_off = true;
     if (r.status != AcceptStatus::Accepted) continue;
 
     const int fd = r.fd.get();
     live->add(fd);
     try {
-      std::thread([live, fd] {
+      std::thread([live, fd, timeouts = options.timeouts] {
         UniqueFd client(fd);  // closed after remove(), at the end of this scope
-        serve_blocking(fd);
+        PollIo io;
+        serve_blocking(fd, timeouts, io);
         live->remove(fd);
       }).detach();
       r.fd.release();  // the thread owns it now
@@ -94,6 +95,8 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "threads";
   spec.description = "one thread per connection, blocking sockets";
-  spec.serve = [](UniqueFd listener, const ServerOptions&) { return serve(std::move(listener)); };
+  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
+    return serve(std::move(listener), options);
+  };
   return run_server(spec, argc, argv);
 }

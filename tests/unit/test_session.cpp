@@ -30,7 +30,12 @@ template <typename WriteSize>
 std::string drain(HttpSession& s, WriteSize write_size, std::size_t max_bytes = 64u << 20) {
   std::string out;
   std::vector<iovec> iov(64);
-  for (std::size_t round = 0; s.next() == Want::Write && out.size() < max_bytes; ++round) {
+  for (std::size_t round = 0; out.size() < max_bytes; ++round) {
+    if (s.next() == Want::Process) {  // pipelined requests beyond one turn: the next turn
+      s.process();
+      continue;
+    }
+    if (s.next() != Want::Write) break;
     const int n = s.gather(iov.data(), static_cast<int>(iov.size()));
     EXPECT_GT(n, 0) << "Want::Write but nothing to gather";
     if (n <= 0) break;
@@ -215,24 +220,30 @@ TEST(Session, RejectQueuesA503ThenFinish) {
 }
 
 TEST(Session, BackpressurePausesParsingThenResumes) {
-  // 2000 pipelined requests for 1000 bytes each, all in one read, client not reading: the session
-  // must stop answering once ~256 KiB of responses wait, instead of queuing 2 MB of output.
+  // 200 pipelined requests for 50000 bytes each, all in one read, client not reading: the session
+  // must stop answering once ~256 KiB of responses wait (here before a turn's 8 requests),
+  // instead of queuing 10 MB of output.
   std::string input;
-  const std::string one = "GET /bytes/1000 HTTP/1.1\r\n\r\n";
-  for (int i = 0; i < 2000; ++i) input += one;
+  const std::string one = "GET /bytes/50000 HTTP/1.1\r\n\r\n";
+  for (int i = 0; i < 200; ++i) input += one;
   HttpSession s;
   s.on_bytes(input);
-  const std::string resp = wire("200 OK", "application/octet-stream", std::string(1000, 'x'));
-  EXPECT_LT(s.requests(), 2000u);
+  const std::string resp = wire("200 OK", "application/octet-stream", std::string(50000, 'x'));
+  EXPECT_LT(s.requests(), static_cast<std::size_t>(kRequestsPerTurn));
   EXPECT_LE(s.output_bytes(), kOutputHighWater + resp.size());
   EXPECT_GE(s.output_bytes(), kOutputHighWater);
   EXPECT_EQ(s.next(), Want::Write);
 
-  // Draining in odd-sized writes lets parsing resume until every request is answered, in order.
+  // Draining in odd-sized writes, with a turn whenever the session asks for one, answers every
+  // request, in order, and the queue never grows past the high-water mark plus one response.
   std::size_t max_queued = 0;
   std::string out;
   std::vector<iovec> iov(IOV_MAX);
-  while (s.next() == Want::Write) {
+  while (s.next() == Want::Write || s.next() == Want::Process) {
+    if (s.next() == Want::Process) {
+      s.process();
+      continue;
+    }
     max_queued = std::max(max_queued, s.output_bytes());
     const int n = s.gather(iov.data(), static_cast<int>(iov.size()));
     ASSERT_GT(n, 0);
@@ -246,12 +257,86 @@ TEST(Session, BackpressurePausesParsingThenResumes) {
     s.on_written(wrote);
   }
   EXPECT_LE(max_queued, kOutputHighWater + resp.size());
-  EXPECT_EQ(s.requests(), 2000u);
-  ASSERT_EQ(out.size(), resp.size() * 2000);
-  for (std::size_t i = 0; i < 2000; ++i) {
+  EXPECT_EQ(s.requests(), 200u);
+  ASSERT_EQ(out.size(), resp.size() * 200);
+  for (std::size_t i = 0; i < 200; ++i) {
     ASSERT_EQ(out.compare(i * resp.size(), resp.size(), resp), 0) << "response " << i;
   }
   EXPECT_EQ(s.next(), Want::Read);
+}
+
+TEST(Session, OneTurnAnswersAtMostTheTurnBound) {
+  // Fairness: 40 pipelined requests in one read are answered kRequestsPerTurn per turn; the
+  // session asks for another turn (Process) instead of running them all at once.
+  std::string input;
+  for (int i = 0; i < 40; ++i) input += kGetRoot;
+  HttpSession s;
+  s.on_bytes(input);
+  EXPECT_EQ(s.requests(), static_cast<std::size_t>(kRequestsPerTurn));
+  EXPECT_EQ(s.phase(), Phase::Busy);
+  std::string out;
+  int turns = 1;
+  while (true) {
+    std::vector<iovec> iov(64);
+    while (s.next() == Want::Write) {  // write everything, but take no turn
+      const int n = s.gather(iov.data(), 64);
+      std::size_t wrote = 0;
+      for (int i = 0; i < n; ++i) {
+        out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+        wrote += iov[i].iov_len;
+      }
+      s.on_written(wrote);
+    }
+    if (s.next() != Want::Process) break;
+    const std::size_t before = s.requests();
+    s.process();
+    EXPECT_LE(s.requests() - before, static_cast<std::size_t>(kRequestsPerTurn));
+    ++turns;
+  }
+  EXPECT_EQ(turns, 40 / kRequestsPerTurn);
+  EXPECT_EQ(s.requests(), 40u);
+  std::string expected;
+  for (int i = 0; i < 40; ++i) expected += kHello;
+  EXPECT_EQ(out, expected);
+  EXPECT_EQ(s.next(), Want::Read);
+  EXPECT_EQ(s.phase(), Phase::Idle);
+}
+
+TEST(Session, BytesArrivingDuringABacklogKeepTheirOrder) {
+  std::string input;
+  for (int i = 0; i < 10; ++i) input += "GET /bytes/" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+  HttpSession s;
+  s.on_bytes(input);
+  s.on_bytes("GET /bytes/10 HTTP/1.1\r\n\r\n");  // arrives while two requests wait their turn
+  std::string expected;
+  for (int i = 0; i <= 10; ++i)
+    expected += wire("200 OK", "application/octet-stream", std::string(static_cast<std::size_t>(i), 'x'));
+  EXPECT_EQ(drain_all(s), expected);
+  EXPECT_EQ(s.requests(), 11u);
+}
+
+TEST(Session, PhaseFollowsTheRequest) {
+  HttpSession s;
+  EXPECT_EQ(s.phase(), Phase::Idle);
+  s.on_bytes("GET / HT");
+  EXPECT_EQ(s.phase(), Phase::Head);
+  s.on_bytes("TP/1.1\r\n\r\n");
+  EXPECT_EQ(s.phase(), Phase::Busy);  // a response waits to be written
+  drain_all(s);
+  EXPECT_EQ(s.phase(), Phase::Idle);
+  s.on_bytes("POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nab");
+  EXPECT_EQ(s.phase(), Phase::Busy);  // head complete, body arriving: no header deadline
+  s.on_bytes("cde");
+  drain_all(s);
+  EXPECT_EQ(s.phase(), Phase::Idle);
+}
+
+TEST(Session, RejectWithTimeoutQueues408AndDropsInput) {
+  HttpSession s;
+  s.on_bytes("GET / HTTP/1.1\r\nHost: x");
+  s.reject(408);
+  EXPECT_EQ(drain_all(s), test::error_wire("408 Request Timeout", "Request Timeout"));
+  EXPECT_EQ(s.next(), Want::Finish);
 }
 
 TEST(Session, PipelinedCloseAfterBackpressureStillFinishes) {
@@ -333,9 +418,9 @@ TEST(Session, GatherServes16MiBFromTheSharedBlock) {
 TEST(Session, GatherNeverExceedsMax) {
   HttpSession s;
   std::string input;
-  for (int i = 0; i < 50; ++i) input += "GET /bytes/5 HTTP/1.1\r\n\r\n";
+  for (int i = 0; i < kRequestsPerTurn; ++i) input += "GET /bytes/5 HTTP/1.1\r\n\r\n";
   s.on_bytes(input);
-  for (int max : {1, 2, 5, 17}) {
+  for (int max : {1, 2, 5, 16}) {  // 8 responses of head + body: 16 iovecs in all
     std::vector<iovec> iov(static_cast<std::size_t>(max) + 1);
     iov[static_cast<std::size_t>(max)].iov_len = 4242;  // sentinel
     const int n = s.gather(iov.data(), max);
