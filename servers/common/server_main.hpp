@@ -37,6 +37,9 @@ struct ServerSpec {
   std::string description;  // one line for --help
   bool nonblocking_listener = true;
   WorkersFlag workers;
+  // Optional: why this kernel cannot run the model (empty when it can), asked after binding
+  // and before the ready line; a reason makes the server exit 3 with it (DESIGN §3).
+  std::function<std::string()> unavailable;
   // Adds the model's own flags to the parser (optional).
   std::function<void(CLI::App&)> add_flags;
   // Runs the model until a stop signal; returns the process exit status.

@@ -27,6 +27,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -114,6 +116,31 @@ class BufferPool {
   std::size_t ring_bytes_ = 0;
   std::unique_ptr<char[]> storage_;
 };
+
+// Why this kernel cannot run the model, or "" when it can: a ring, and a buffer ring on it.
+std::string io_uring_unavailable() {
+  io_uring ring{};
+  if (const int rc = io_uring_queue_init(8, &ring, 0); rc < 0)
+    return std::string("io_uring unavailable: ") + std::strerror(-rc);
+  std::string reason;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  void* mem = ::mmap(nullptr, static_cast<std::size_t>(page), PROT_READ | PROT_WRITE,
+                     MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (mem == MAP_FAILED) {
+    reason = std::string("mmap: ") + std::strerror(errno);
+  } else {
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
+    reg.ring_entries = 1;
+    reg.bgid = kBufferGroup;
+    if (const int rc = io_uring_register_buf_ring(&ring, &reg, 0); rc < 0)
+      reason = std::string("io_uring provided-buffer rings unavailable (needs Linux 5.19): ") +
+               std::strerror(-rc);
+    ::munmap(mem, static_cast<std::size_t>(page));
+  }
+  io_uring_queue_exit(&ring);
+  return reason;
+}
 
 class UringServer {
  public:
@@ -415,6 +442,7 @@ int main(int argc, char** argv) {
   spec.model = "uring";
   spec.description = "one thread, io_uring completions (multishot accept, provided buffers)";
   spec.nonblocking_listener = false;  // io_uring waits for it; no EAGAIN to handle
+  spec.unavailable = io_uring_unavailable;  // exit 3 with the reason, before the ready line
   spec.serve = [](UniqueFd listener, const ServerOptions& options) {
     UringServer server(std::move(listener), options);
     return server.run();
