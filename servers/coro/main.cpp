@@ -120,12 +120,12 @@ class Scheduler {
     return {*this, fd, ev::kWritable, deadline};
   }
   Waiter sleep_until(Clock::time_point t) { return {*this, -1, ev::kNone, t}; }
-  // Back of the ready queue: every task that became ready meanwhile runs first.
+  // Fairness: runs again after the next wait, behind every task whose I/O that wait reports.
   auto yield() {
     struct Yield {
       Scheduler& loop;
       bool await_ready() const noexcept { return false; }
-      void await_suspend(Task::Handle h) { loop.ready_.push_back(h); }
+      void await_suspend(Task::Handle h) { loop.yielded_.push_back(h); }
       void await_resume() const noexcept {}
     };
     return Yield{*this};
@@ -179,6 +179,8 @@ class Scheduler {
       for (const ev::Ready& e : events) on_ready(e);
       const auto now = Clock::now();
       while (!timers_.empty() && timers_.begin()->first <= now) wake(*timers_.begin()->second, false);
+      ready_.insert(ready_.end(), yielded_.begin(), yielded_.end());
+      yielded_.clear();
     }
     return 0;
   }
@@ -190,7 +192,7 @@ class Scheduler {
     bool added = false;
   };
 
-  // Only the tasks ready when the pass began: one that yields runs again after the next wait.
+  // Only the tasks ready when the pass began (a task woken meanwhile waits for the next pass).
   void run_ready() {
     for (std::size_t n = ready_.size(); n > 0 && !stopping_; --n) {
       const Task::Handle h = ready_.front();
@@ -236,7 +238,7 @@ class Scheduler {
   }
 
   int wait_timeout_ms() const {
-    if (!ready_.empty()) return 0;
+    if (!ready_.empty() || !yielded_.empty()) return 0;
     auto until = Clock::now() + std::chrono::seconds(1);  // bounded: prompt even if a signal is missed
     if (!timers_.empty()) until = std::min(until, timers_.begin()->first);
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
@@ -246,6 +248,7 @@ class Scheduler {
   ev::Backend& backend_;
   std::list<Task::Handle> tasks_;               // every live task
   std::deque<Task::Handle> ready_;              // runnable now, in order
+  std::vector<Task::Handle> yielded_;           // runnable after the next wait (yield())
   std::vector<Slot> slots_;                     // by fd, grown on demand (bounded by ulimit -n)
   std::multimap<Clock::time_point, Waiter*> timers_;  // deadlines of parked waiters, earliest first
   std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(http::kReadSize);

@@ -10,7 +10,8 @@
 // started only while the session wants bytes, so a client that does not read its responses
 // is not read either. Deadlines (idle, header, lingering close 1 s absolute) run on the
 // connection's uv_timer_t: libuv keeps timers in a heap inside the loop, no system call each.
-// Pipelined requests beyond one turn wait for a uv_idle_t pass, after the other clients' I/O.
+// Pipelined requests beyond one turn wait for the next loop iteration's check phase
+// (uv_prepare_t/uv_check_t around the poll), after the other clients' I/O.
 // SIGTERM/SIGINT arrive through uv_signal_t; shutdown uv_close()s every handle and runs the
 // loop until all are gone. Limits: one thread, so a blocking handler (/sleep) stalls every
 // client; out of fds, libuv accepts and closes the waiting connections (its "EMFILE trick")
@@ -50,7 +51,7 @@ struct Connection {
   bool writing = false;       // a uv_write is pending: the session must not change meanwhile
   bool lingering = false;
   bool closing = false;
-  bool turn_queued = false;   // owed a Process turn (in Server::turns_due)
+  bool turn_queued = false;   // owed a Process turn (in Server::turns_due or turns_now)
   int open_handles = 2;       // tcp + timer: freed when both close callbacks have run
 };
 
@@ -58,8 +59,15 @@ struct Server {
   uv_loop_t loop{};
   uv_tcp_t listener{};
   uv_signal_t sigterm{}, sigint{};
-  uv_idle_t turns{};                        // active only while connections are owed a turn
-  std::vector<Connection*> turns_due;
+  // Fairness: a turn owed during one loop iteration runs in the check phase of the next one,
+  // after that iteration's poll has served everyone else who was ready. The prepare handle
+  // (just before the poll) picks the owed turns, the check handle (just after) runs them, and
+  // the idle handle, active while turns are owed, keeps that poll from blocking.
+  uv_prepare_t before_poll{};
+  uv_check_t after_poll{};
+  uv_idle_t no_block{};
+  std::vector<Connection*> turns_due;       // owed a turn (queued this iteration)
+  std::vector<Connection*> turns_now;       // to run after this iteration's poll
   std::unordered_set<Connection*> connections;  // every live one, for shutdown
   std::size_t open = 0;                     // counted connections
   ServerOptions options;
@@ -128,6 +136,18 @@ void on_deadline(uv_timer_t* timer) {
   proceed(c);  // the 408 is queued
 }
 
+// Re-arms the connection's timer when its deadline changed (libuv's timer heap: no syscall).
+void update_deadline(Connection* c) {
+  const auto now = Clock::now();
+  if (!c->deadline.update(c->session, c->server->options.timeouts, now)) return;
+  if (c->deadline.at() == Clock::time_point::max()) {
+    uv_timer_stop(&c->timer);
+  } else {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(c->deadline.at() - now);
+    uv_timer_start(&c->timer, on_deadline, static_cast<std::uint64_t>(left.count()), 0);
+  }
+}
+
 void on_written(uv_write_t* req, int status) {
   auto* c = static_cast<Connection*>(req->data);
   c->writing = false;
@@ -142,10 +162,15 @@ void on_shutdown(uv_shutdown_t* req, int status) {
   if (status < 0 && !c->closing) close_connection(c);
 }
 
-void on_turns(uv_idle_t* idle) {
-  auto* s = static_cast<Server*>(idle->data);
+void on_before_poll(uv_prepare_t* prepare) {
+  auto* s = static_cast<Server*>(prepare->data);
+  s->turns_now.swap(s->turns_due);
+}
+
+void on_after_poll(uv_check_t* check) {
+  auto* s = static_cast<Server*>(check->data);
   std::vector<Connection*> now;
-  now.swap(s->turns_due);
+  now.swap(s->turns_now);
   for (Connection* c : now) {
     c->turn_queued = false;
     if (c->closing) {
@@ -155,13 +180,18 @@ void on_turns(uv_idle_t* idle) {
     if (c->session.next() == http::Want::Process) c->session.process();
     proceed(c);
   }
-  if (s->turns_due.empty()) uv_idle_stop(idle);
+  if (s->turns_due.empty()) uv_idle_stop(&s->no_block);
 }
+
+void on_no_block(uv_idle_t*) {}
 
 // After every change to the session: write what it has, then read, take a turn, or linger.
 void proceed(Connection* c) {
   if (c->closing || c->lingering || c->writing) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  // The session may have gone Idle -> Busy -> Idle since the last look (a request answered
+  // within this call): note the Busy phase first, so the idle deadline restarts after it.
+  update_deadline(c);
   while (c->session.next() == http::Want::Write) {
     iovec iov[64];
     uv_buf_t bufs[64];
@@ -186,15 +216,7 @@ void proceed(Connection* c) {
     set_reading(c, false);
     return;
   }
-  const auto now = Clock::now();
-  if (c->deadline.update(c->session, c->server->options.timeouts, now)) {
-    if (c->deadline.at() == Clock::time_point::max()) {
-      uv_timer_stop(&c->timer);
-    } else {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(c->deadline.at() - now);
-      uv_timer_start(&c->timer, on_deadline, static_cast<std::uint64_t>(left.count()), 0);
-    }
-  }
+  update_deadline(c);
   switch (c->session.next()) {
     case http::Want::Read:
       set_reading(c, true);
@@ -204,8 +226,8 @@ void proceed(Connection* c) {
       set_reading(c, false);
       if (!c->turn_queued) {
         c->turn_queued = true;
-        if (c->server->turns_due.empty()) uv_idle_start(&c->server->turns, on_turns);
         c->server->turns_due.push_back(c);
+        uv_idle_start(&c->server->no_block, on_no_block);  // no-op when already active
       }
       break;
     case http::Want::Finish:
@@ -251,7 +273,9 @@ void on_signal(uv_signal_t* handle, int) {
   uv_close(reinterpret_cast<uv_handle_t*>(&s->listener), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&s->sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&s->sigint), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&s->turns), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->before_poll), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->after_poll), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->no_block), nullptr);
   const std::vector<Connection*> all(s->connections.begin(), s->connections.end());
   for (Connection* c : all) close_connection(c);
 }
@@ -267,8 +291,13 @@ int serve(UniqueFd listener, const ServerOptions& options) {
   uv_tcp_init(&s->loop, &s->listener);
   uv_signal_init(&s->loop, &s->sigterm);
   uv_signal_init(&s->loop, &s->sigint);
-  uv_idle_init(&s->loop, &s->turns);
-  s->listener.data = s->sigterm.data = s->sigint.data = s->turns.data = s.get();
+  uv_prepare_init(&s->loop, &s->before_poll);
+  uv_check_init(&s->loop, &s->after_poll);
+  uv_idle_init(&s->loop, &s->no_block);
+  s->listener.data = s->sigterm.data = s->sigint.data = s.get();
+  s->before_poll.data = s->after_poll.data = s->no_block.data = s.get();
+  uv_prepare_start(&s->before_poll, on_before_poll);
+  uv_check_start(&s->after_poll, on_after_poll);
   int rc = uv_tcp_open(&s->listener, listener.get());
   if (rc == 0) listener.release();  // libuv owns and closes it now
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&s->listener), options.backlog, on_connection);
