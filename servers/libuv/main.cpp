@@ -276,6 +276,11 @@ void on_signal(uv_signal_t* handle, int) {
   uv_close(reinterpret_cast<uv_handle_t*>(&s->before_poll), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&s->after_poll), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&s->no_block), nullptr);
+  // The check handle will not run again: owed turns are void, so their close callbacks free them.
+  for (auto* list : {&s->turns_due, &s->turns_now}) {
+    for (Connection* c : *list) c->turn_queued = false;
+    list->clear();
+  }
   const std::vector<Connection*> all(s->connections.begin(), s->connections.end());
   for (Connection* c : all) close_connection(c);
 }
