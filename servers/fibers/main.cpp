@@ -127,7 +127,12 @@ class Hub {
     if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(fd + 1u);
     Slot& s = slots_[static_cast<std::size_t>(fd)];
     if (!s.added) {
-      if (!backend_.add(fd, mask)) return false;
+      if (!backend_.add(fd, mask)) {
+        // Cannot watch it (epoll out of memory): end this connection, not the server. Its
+        // next call on the shut socket fails, so serve_blocking returns instead of retrying.
+        ::shutdown(fd, SHUT_RDWR);
+        return true;
+      }
       s.added = true;
     } else if (s.watched != mask) {
       backend_.modify(fd, mask);
