@@ -210,11 +210,12 @@ class Hub {
   bool accept_paused_ = false;
   Clock::time_point resume_accept_at_{};
   unsigned long fd_limit_hits_ = 0;
-  // The hub's own stack, learnt on the first switch into a fiber (ASan), and its TSan context.
-  const void* hub_stack_bottom_ = nullptr;
-  std::size_t hub_stack_size_ = 0;
-  void* asan_hub_fake_stack_ = nullptr;
-  void* tsan_hub_ = nullptr;
+  // The hub's own stack, learnt on the first switch into a fiber (ASan), and its TSan context
+  // (used only in sanitizer builds).
+  [[maybe_unused]] const void* hub_stack_bottom_ = nullptr;
+  [[maybe_unused]] std::size_t hub_stack_size_ = 0;
+  [[maybe_unused]] void* asan_hub_fake_stack_ = nullptr;
+  [[maybe_unused]] void* tsan_hub_ = nullptr;
 };
 
 // The swapped-in wait: where server-threads blocks in poll(2), a fiber parks in the hub.
