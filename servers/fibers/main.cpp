@@ -51,13 +51,26 @@
 #include "server_main.hpp"
 #include "signals.hpp"
 
+// GCC says which sanitizer is on with __SANITIZE_*__, clang with __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/common_interface_defs.h>
 #define CMBENCH_FIBERS_ASAN 1
 #endif
 #if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
 #define CMBENCH_FIBERS_TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CMBENCH_FIBERS_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define CMBENCH_FIBERS_TSAN 1
+#endif
+#endif
+#if defined(CMBENCH_FIBERS_ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(CMBENCH_FIBERS_TSAN)
+#include <sanitizer/tsan_interface.h>
 #endif
 
 namespace {
