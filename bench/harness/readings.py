@@ -12,6 +12,169 @@ from . import stats, summary
 from .plan import LATENCY_CONNS, PEAK
 
 
+# --- what limited a figure, and figures that failed their checks ---------------------------
+# Shared by the charts (plots/plot.py) and the report, so both leave out the same figures.
+
+LIMITS = ("server-bound", "client-bound", "latency-bound")   # DESIGN §5, the flags column
+LIMIT_TEXT = {
+    "server-bound": "server-bound (the server used >= 95 % of the CPU it was given)",
+    "client-bound": "client-bound (the load generator saturated while the server had room)",
+    "latency-bound": "latency-bound (neither side saturated: round trips set the figure)",
+    "mixed": "repetitions differ in what limited them",
+    None: "what limited it was not recorded (older run)",
+}
+# Flags that mean a point is not data: it is drawn and tabled as such, never as a number.
+NOT_DATA_FLAGS = {
+    "beyond-generator": "not offered on schedule: beyond what one generator core can offer here",
+    "not-on-schedule": "not offered on schedule by the generator",
+    "generator-limited": "not offered on schedule: the generator fell behind its own schedule",
+    "not-measurable": "not measurable",
+}
+# A latency figure is data only when its load was offered on schedule.
+SCHEDULE_EXPERIMENTS = {"latency", "blocking"}
+R2_MIN = 0.9          # DESIGN §5: a memory slope fitted with r² below this is not measurable
+MIN_IDLE_COUNTS = 3   # ... and so is one over fewer idle counts
+
+
+def flag_list(flags) -> list[str]:
+    if not flags:
+        return []
+    if isinstance(flags, str):
+        return [f for f in flags.split(";") if f]
+    return [str(f) for f in flags]
+
+
+def limit_from_flags(flags) -> str | None:
+    """One limit from a flags cell (a union over repetitions): 'mixed' when they differ."""
+    found = [lim for lim in LIMITS if lim in flag_list(flags)]
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else "mixed"
+
+
+def point_limits(runs) -> dict[tuple, str | None]:
+    """(experiment, model, str(param)) -> what limited the point over its repetitions: the
+    majority of the repetitions' limits; a tie goes to the weaker claim (client- before
+    latency- before server-bound), so a headline is never called server-bound by a coin flip."""
+    votes: dict[tuple, list[str]] = {}
+    for r in summary.ok_records(runs):
+        key = (r["experiment"], r["model"], _pkey(r["param"]))
+        lim = r.get("limited_by")
+        if lim not in LIMITS:
+            lim = limit_from_flags(r.get("flags"))
+        votes.setdefault(key, [])
+        if lim in LIMITS:
+            votes[key].append(lim)
+    out = {}
+    for key, vs in votes.items():
+        if not vs:
+            out[key] = None
+            continue
+        top = max(vs.count(v) for v in set(vs))
+        out[key] = next(v for v in ("client-bound", "latency-bound", "server-bound")
+                        if vs.count(v) == top)
+    return out
+
+
+def _pkey(param) -> str:
+    if isinstance(param, float) and param.is_integer():
+        return str(int(param))
+    return str(param)
+
+
+def not_data_reason(row: dict | None, experiment: str | None = None) -> str | None:
+    """Why a summary row's figure is not data (None when it is): a not-measurable slope, a load
+    not offered on schedule (latency experiments), a missing median."""
+    if row is None:
+        return "not measured"
+    exp = experiment or row.get("experiment")
+    flags = flag_list(row.get("flags"))
+    for f, why in NOT_DATA_FLAGS.items():
+        if f in flags and (f == "not-measurable" or exp in SCHEDULE_EXPERIMENTS):
+            return why
+    note = (row.get("note") or "").lower()
+    if "not measurable" in note or "not-measurable" in note:
+        return "not measurable" + (f" ({row['note']})" if len(row["note"]) < 120 else "")
+    if row.get("status") in ("skipped", "failed"):
+        return row["status"] + (f": {row['note'][:100]}" if row.get("note") else "")
+    if row.get("median") is None:
+        return "no value"
+    return None
+
+
+def slope_check(table, runs, model: str, metric: str = "pss_slope_kib_per_conn"):
+    """(row, reason): the memory-per-idle-connection row and why it is not a number, if so.
+    Beside the harness's own verdict (flags, note), the fit is checked against DESIGN §5 here
+    too, so an older run (or a slope over noise) is never shown as a number: at least three
+    idle counts, r² >= 0.9 in the median repetition, and not negative."""
+    row = summary.lookup(table, "idle", model, "slope", metric)
+    why = not_data_reason(row, "idle")
+    if why:
+        return row, why
+    if row["median"] < 0:
+        return row, f"not measurable (negative slope {row['median']:.2f} KiB: a fit over noise)"
+    fits = _idle_fits(runs, model)
+    if fits is not None:
+        counts, r2 = fits
+        if counts < MIN_IDLE_COUNTS:
+            return row, f"not measurable (fitted over {counts} idle count(s), fewer than {MIN_IDLE_COUNTS})"
+        if r2 is not None and r2 < R2_MIN:
+            return row, f"not measurable (r² {r2:.2f} < {R2_MIN})"
+    return row, None
+
+
+def blocking_ratios(runs, model: str) -> list[float]:
+    """Per repetition: the fast requests' p99 beside slow requests / alone, from the points
+    that are data (both on schedule)."""
+    by: dict = {}
+    for r in summary.ok_records(runs):
+        if r["experiment"] != "blocking" or r["model"] != model or _num(r["param"]) is None:
+            continue
+        if any(f in flag_list(r.get("flags")) for f in NOT_DATA_FLAGS):
+            continue
+        p99 = (r.get("metrics") or {}).get("p99_us")
+        if p99:
+            by.setdefault(r.get("rep", 0), {})[float(r["param"])] = p99
+    out = []
+    for d in by.values():
+        withs = [v for k, v in d.items() if k > 0]
+        if d.get(0.0) and withs:
+            out.append(max(withs) / d[0.0])
+    return out
+
+
+def blocking_verdict(table, runs, model: str) -> str | None:
+    """'hurt' when the fast p99 at least doubled in EVERY repetition, 'held' when it did not
+    in some repetition, None without a repetition that has both points as data."""
+    ratios = blocking_ratios(runs, model)
+    if not ratios:
+        return None
+    return "hurt" if all(x >= 2 for x in ratios) else "held"
+
+
+# The memory a slope is fitted on, newest name first (DESIGN §5: Pss_Anon + Pss_Shmem).
+_SLOPE_MEMORY = ("model_kib", "pss_anon_shmem_kib", "pss_anon_kib", "pss_kib")
+
+
+def _idle_fits(runs, model: str):
+    """(idle counts per repetition, median r²) of the per-repetition fits, or None without
+    idle records."""
+    per: dict = {}
+    for r in summary.ok_records(runs):
+        if r["experiment"] != "idle" or r["model"] != model or _num(r["param"]) is None:
+            continue
+        m = r.get("metrics") or {}
+        key = next((k for k in _SLOPE_MEMORY if m.get(k) is not None), None)
+        if key:
+            per.setdefault(r.get("rep", 0), []).append((float(r["param"]), float(m[key])))
+    if not per:
+        return None
+    counts = min(len({x for x, _ in pts}) for pts in per.values())
+    r2s = [fit[2] for pts in per.values()
+           if (fit := stats.linear_fit([x for x, _ in pts], [y for _, y in pts]))]
+    return counts, stats.median(r2s)
+
+
 # --- formatting ------------------------------------------------------------------------------
 
 def rps(v: float) -> str:
