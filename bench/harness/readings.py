@@ -222,9 +222,12 @@ def _num(p):
 
 
 def _by_model(table, experiment, metric, param=None) -> dict[str, float]:
+    """model -> median, from the summary rows that are data (a point not offered on schedule,
+    or a figure that failed its checks, is left out of every sentence as of every chart)."""
     return {r["model"]: r["median"] for r in table
             if r["experiment"] == experiment and r["metric"] == metric and r["median"] is not None
-            and (param is None or str(r["param"]) == str(param))}
+            and (param is None or str(r["param"]) == str(param))
+            and not_data_reason(r, experiment) is None}
 
 
 def _params(table, experiment, metric) -> list[float]:
@@ -239,10 +242,18 @@ def poss(model: str) -> str:
 
 
 def _pstr(p: float) -> str:
-    return f"{p:g}"
+    """A parameter as the summary keys it: 1048576.0 -> '1048576' (not '1.04858e+06', which
+    matched no row and left the payload reading with an empty sequence)."""
+    return str(int(p)) if float(p).is_integer() else f"{p}"
+
+
+class NoData(Exception):
+    """A reading whose figures are missing: reading() turns it into a sentence saying so."""
 
 
 def _extremes(d: dict[str, float]):
+    if not d:
+        raise NoData("No figures to compare in this run (every point missing or left out).")
     lo = min(d, key=d.get)
     hi = max(d, key=d.get)
     return lo, hi
@@ -299,35 +310,65 @@ def scale_p99(table, runs) -> str:
 
 
 def idle_memory(table, runs) -> str:
-    slopes = _by_model(table, "idle", "pss_slope_kib_per_conn", "slope")
+    models = sorted({r["model"] for r in table if r["experiment"] == "idle"})
+    if not models:
+        return no_data("idle")
+    slopes, left_out = {}, []
+    for m in models:
+        row, why = slope_check(table, runs, m)
+        if why is None:
+            slopes[m] = row["median"]
+        elif why != "not measured":
+            left_out.append(m)
     if not slopes:
-        return no_data("idle") if not _params(table, "idle", "pss_kib") else \
-            "Only one idle count was measured, so no per-connection slope could be fitted."
+        return ("No memory slope passed its checks (at least three idle counts, r² >= 0.9): "
+                + (", ".join(left_out) or "none") + " not measurable.")
     lo, hi = _extremes(slopes)
-    s1 = (f"Each idle connection added {slopes[hi]:.1f} KiB of server PSS for {hi} and "
-          f"{slopes[lo]:.1f} KiB for {lo} (least-squares slope over "
-          f"{len(_params(table, 'idle', 'pss_kib'))} idle counts).")
-    ps = _params(table, "idle", "pss_kib")
-    top = _by_model(table, "idle", "pss_kib", _pstr(ps[-1]))
-    tcp = _by_model(table, "idle", "tcp_mem_slope_kib_per_conn", "slope")
-    s2 = ""
-    if top:
-        a, b = _extremes(top)
-        s2 = (f" With {_pstr(ps[-1])} idle connections the whole server tree held between "
-              f"{top[a] / 1024:.1f} MiB ({a}) and {top[b] / 1024:.1f} MiB ({b})")
-        if tcp:
-            s2 += (f"; kernel TCP buffer memory (whole machine, both ends) grew by "
-                   f"{stats.median(tcp.values()):.2f} KiB per connection (median over models)")
-        s2 += "."
-    return s1 + s2
+    s1 = (f"Each idle connection added {slopes[hi]:.3g} KiB of server memory for {hi} and "
+          f"{slopes[lo]:.2g} KiB for {lo} (least-squares slope over the idle counts, median of the "
+          f"repetitions).")
+    if left_out:
+        s1 += f" Not measurable (no number shown): {', '.join(left_out)}."
+    ps = _params(table, "idle", "rps")
+    if ps:
+        top = _by_model(table, "idle", "rps", _pstr(ps[-1]))
+        zero = _by_model(table, "idle", "rps", _pstr(ps[0]))
+        kept = {m: top[m] / zero[m] for m in top if zero.get(m)}
+        if kept:
+            a, b = _extremes(kept)
+            s1 += (f" With {_pstr(ps[-1])} idle connections held, the active clients kept "
+                   f"{kept[b] * 100:.0f} % of their throughput on {b} and {kept[a] * 100:.0f} % on {a}.")
+    return s1
+
+
+def idle_active(table, runs) -> str:
+    ps = _params(table, "idle", "rps")
+    if len(ps) < 2:
+        return no_data("idle") if not ps else "Only one idle count was measured: no trend to read."
+    zero = _by_model(table, "idle", "rps", _pstr(ps[0]))
+    top_p = ps[-1]
+    top = _by_model(table, "idle", "rps", _pstr(top_p))
+    kept = {m: top[m] / zero[m] for m in top if zero.get(m)}
+    lo, hi = _extremes(kept)
+    missing = sorted(set(zero) - set(top))
+    s = (f"From {_pstr(ps[0])} to {_pstr(top_p)} idle connections the active clients' throughput "
+         f"fell to {kept[lo] * 100:.0f} % for {lo} ({rps(zero[lo])} -> {rps(top[lo])}) and stayed at "
+         f"{kept[hi] * 100:.0f} % for {hi}.")
+    if missing:
+        s += f" Not measured at {_pstr(top_p)} idle connections: {', '.join(missing)}"
+        s += " (select cannot watch fds >= FD_SETSIZE, 1024)." if "select" in missing else "."
+    return s
 
 
 def latency_knee(table, runs) -> str:
-    d80 = _by_model(table, "latency", "p99_us", "80")
-    ps = _params(table, "latency", "p99_us")
+    # Only loads offered on schedule are data (_by_model leaves the others out).
+    ps = [p for p in _params(table, "latency", "p99_us")
+          if _by_model(table, "latency", "p99_us", _pstr(p))]
     if not ps:
-        return no_data("latency")
-    ref = 80.0 if d80 else ps[len(ps) // 2]
+        return no_data("latency") if not _params(table, "latency", "p99_us") else \
+            "No latency point was offered on schedule by the generator in this run: nothing to read."
+    below = [p for p in ps if p <= 80]
+    ref = below[-1] if below else ps[0]
     d = _by_model(table, "latency", "p99_us", _pstr(ref))
     lo, hi = _extremes(d)
     s1 = (f"At {_pstr(ref)} % of its own peak rate {lo} had the lowest coordinated-omission-corrected "
@@ -355,38 +396,50 @@ def _histograms_at(runs, conns):
 
 
 def latency_distribution(table, runs) -> str:
-    hs = _histograms_at(runs, LATENCY_CONNS)
-    if not hs:
-        return no_data("scale") + f" (needs {LATENCY_CONNS} connections)"
-    p999 = {m: stats.percentile(h, 99.9) for m, h in hs.items()}
-    p50 = {m: stats.percentile(h, 50) for m, h in hs.items()}
-    p999 = {m: v for m, v in p999.items() if v}
+    """The lowest and highest p99.9 are the summary table's medians over repetitions (the
+    figures the tables show), not a value pooled over the merged histograms."""
+    p999 = _by_model(table, "scale", "p999_us", str(LATENCY_CONNS))
+    p50 = _by_model(table, "scale", "p50_us", str(LATENCY_CONNS))
     if not p999:
-        return no_data("scale")
+        return no_data("scale") + f" (needs {LATENCY_CONNS} connections)"
     lo, hi = _extremes(p999)
+    s = (f"At {LATENCY_CONNS} connections {lo} had the lowest p99.9 ({ms(p999[lo])}, median of the "
+         f"repetitions) and {hi} the highest ({ms(p999[hi])}).")
     tail = {m: p999[m] / p50[m] for m in p999 if p50.get(m)}
-    t_lo, t_hi = _extremes(tail)
-    return (f"At {LATENCY_CONNS} connections {lo} had the lowest p99.9 ({ms(p999[lo])}) and {hi} the "
-            f"highest ({ms(p999[hi])}). The tail above the median was flattest for {t_lo} "
-            f"(p99.9 = {tail[t_lo]:.1f}x p50) and steepest for {t_hi} ({tail[t_hi]:.1f}x p50).")
+    if tail:
+        t_lo, t_hi = _extremes(tail)
+        s += (f" The tail above the median was flattest for {t_lo} (p99.9 = {tail[t_lo]:.1f}x p50) "
+              f"and steepest for {t_hi} ({tail[t_hi]:.1f}x p50).")
+    return s
 
 
 def blocking(table, runs) -> str:
-    ratio = _by_model(table, "blocking", "p99_ratio", "impact")
+    """Ratios of the medians the table shows; "at least doubled" only for a model whose ratio
+    was >= 2 in every repetition (defect 9)."""
+    base = _by_model(table, "blocking", "p99_us", "0")
+    withs: dict[str, float] = {}
+    for r in table:
+        if (r["experiment"] == "blocking" and r["metric"] == "p99_us" and (_num(r["param"]) or 0) > 0
+                and r["median"] is not None and not_data_reason(r, "blocking") is None):
+            withs[r["model"]] = max(withs.get(r["model"], 0.0), r["median"])
+    ratio = {m: withs[m] / base[m] for m in withs if base.get(m)}
     if not ratio:
         return no_data("blocking")
-    base = _by_model(table, "blocking", "p99_us", "0")
-    withs = {r["model"]: r["median"] for r in table if r["experiment"] == "blocking"
-             and r["metric"] == "p99_us" and (_num(r["param"]) or 0) > 0 and r["median"] is not None}
     lo, hi = _extremes(ratio)
-    s1 = (f"With 1 % of requests sleeping 1 ms in the handler, the fast requests' p99 changed "
-          f"{times(ratio[hi])} for {hi} ({ms(base.get(hi, 0))} -> {ms(withs.get(hi, 0))}) and "
-          f"{times(ratio[lo])} for {lo} ({ms(base.get(lo, 0))} -> {ms(withs.get(lo, 0))}).")
-    hurt = sorted(m for m, r in ratio.items() if r >= 2)
-    fine = sorted(m for m, r in ratio.items() if r < 2)
-    s2 = (f" p99 at least doubled for {', '.join(hurt) or 'no model'}; "
-          f"it stayed within 2x for {', '.join(fine) or 'no model'}.")
+    s1 = (f"With 1 % of requests sleeping 1 ms in the handler, the fast requests' median p99 went "
+          f"from {ms(base[hi])} to {ms(withs[hi])} for {hi} ({times(ratio[hi])}) and from "
+          f"{ms(base[lo])} to {ms(withs[lo])} for {lo} ({times(ratio[lo])}).")
+    verdicts = {m: blocking_verdict(table, runs, m) for m in ratio}
+    hurt = [m for m in summary_order(ratio) if verdicts[m] == "hurt"]
+    held = [m for m in summary_order(ratio) if verdicts[m] == "held"]
+    s2 = (f" p99 at least doubled in every repetition for {', '.join(hurt) or 'no model'}; "
+          f"it stayed below 2x in at least one repetition for {', '.join(held) or 'no model'}.")
     return s1 + s2
+
+
+def summary_order(models) -> list[str]:
+    from .registry import NAMES
+    return [m for m in NAMES if m in models] + sorted(m for m in models if m not in NAMES)
 
 
 def cpu_per_request(table, runs) -> str:
@@ -441,7 +494,8 @@ def cpu_bound(table, runs) -> str:
 
 
 def payload(table, runs) -> str:
-    ps = _params(table, "payload", "payload_mb_s")
+    ps = [p for p in _params(table, "payload", "payload_mb_s")
+          if _by_model(table, "payload", "payload_mb_s", _pstr(p))]
     if not ps:
         return no_data("payload")
     top = _by_model(table, "payload", "payload_mb_s", _pstr(ps[-1]))
@@ -534,8 +588,28 @@ def micro_costs(table, runs) -> str:
     return " ".join(parts)
 
 
+def syscalls(table, runs) -> str:
+    per = _by_model(table, "scale", "syscalls_per_req", str(LATENCY_CONNS))
+    if not per:
+        per = {r["model"]: (r.get("metrics") or {}).get("syscalls_per_req") for r in summary.ok_records(runs)
+               if r["experiment"] == "scale" and str(r["param"]) == str(LATENCY_CONNS)
+               and (r.get("metrics") or {}).get("syscalls_per_req") is not None}
+    if not per:
+        return ("No system-call counts in this run (perf with kernel tracepoints needs root; "
+                "each point records why it was not counted).")
+    lo, hi = _extremes(per)
+    s = (f"With {LATENCY_CONNS} keep-alive connections one request cost {per[lo]:.2g} system calls on "
+         f"{lo} and {per[hi]:.2g} on {hi}.")
+    cs = _by_model(table, "scale", "ctxsw_per_req", str(LATENCY_CONNS))
+    if cs:
+        a, b = _extremes(cs)
+        s += f" Context switches per request ranged from {cs[a]:.2g} ({a}) to {cs[b]:.2g} ({b})."
+    return s
+
+
 READINGS = {
     "scale_throughput": scale_throughput, "scale_p99": scale_p99, "idle_memory": idle_memory,
+    "idle_active": idle_active, "syscalls": syscalls,
     "latency_knee": latency_knee, "latency_distribution": latency_distribution,
     "blocking": blocking, "cpu_per_request": cpu_per_request, "churn": churn,
     "cpu_bound": cpu_bound, "payload": payload, "slowloris": slowloris,
@@ -549,8 +623,11 @@ def reading(chart: str, table, runs) -> str:
         return ""
     try:
         return fn(table, runs)
-    except (ValueError, ZeroDivisionError, KeyError, TypeError) as e:
-        return f"(no reading: {type(e).__name__}: {e})"
+    except NoData as e:
+        return str(e)
+    except (ValueError, ZeroDivisionError, KeyError, TypeError, IndexError) as e:
+        # Never a crash, and never silence: say which reading could not be computed.
+        return f"No reading: the figures it needs are incomplete in this run ({type(e).__name__}: {e})."
 
 
 # Used by report tables: "median [min-max]".
