@@ -251,9 +251,11 @@ def sig_digits(row: dict | None) -> int:
 
 
 def round_sig(v: float, digits: int) -> float:
+    """Half away from zero (Python's round() goes to even: 245000 -> 240000 at 2 digits)."""
     if v == 0:
         return 0.0
-    return round(v, digits - 1 - math.floor(math.log10(abs(v))))
+    step = 10.0 ** (math.floor(math.log10(abs(v))) - digits + 1)
+    return math.copysign(math.floor(abs(v) / step + 0.5) * step, v)
 
 
 def fmt_sig(v: float, digits: int, kind: str = "") -> str:
