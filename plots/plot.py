@@ -10,6 +10,7 @@ the run is still written, saying "no data" and which experiment would fill it.
 """
 from __future__ import annotations
 
+import io
 import math
 import sys
 from dataclasses import dataclass, field
@@ -512,22 +513,24 @@ def chart_idle_active(data: Data, fig) -> None:
         ax2 = fig.add_subplot(2, n, n + i + 1, sharey=bot_first, sharex=ax1)
         top_first, bot_first = top_first or ax1, bot_first or ax2
         base = BASELINE if fam != "card" else None
-        # Idle count 0 is drawn at 1 on the log axis's left edge ("none").
-        x_of = lambda r: max(_num(r["param"]) or 0.0, 1.0)  # noqa: E731
+        x_of = lambda r: _num(r["param"])  # noqa: E731
         draw_lines(ax1, data, "idle", "rps", ms, 1.0, x_of, baseline=base)
         draw_lines(ax2, data, "idle", "p99_us", ms, 1e-3, x_of, baseline=base)
         ax1.set_title(FAMILY_TITLES.get(fam, fam), fontsize=9)
         for ax in (ax1, ax2):
-            ax.set_xscale("log")
-            ax.set_xlim(0.8, 13000)
-            ax.xaxis.set_major_locator(FixedLocator([1, 10, 100, 1000, 10000]))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: "0" if v <= 1 else _fmt_count(v)))
+            # Logarithmic from 100 idle connections up (0 has no place on a log axis, and a
+            # 0-to-1 stretch would look like measured points): linear below it.
+            ax.set_xscale("symlog", linthresh=100, linscale=0.4)
+            ax.set_xlim(-5, 13000)
+            ax.xaxis.set_major_locator(FixedLocator([0, 100, 1000, 10000]))
+            ax.xaxis.set_minor_locator(FixedLocator([200, 300, 500, 2000, 3000, 5000]))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: _fmt_count(v)))
             ax.tick_params(labelsize=7)
             ax.grid(True, which="both", alpha=0.3)
             _fd_setsize_wall(ax)
         ax2.set_yscale("log")
         ax1.yaxis.set_major_formatter(FuncFormatter(_fmt_count))
-        ax2.set_xlabel("idle connections held (log scale; 0 at the left edge)", fontsize=7)
+        ax2.set_xlabel("idle connections held (log scale above 100)", fontsize=7)
         if i == 0:
             ax1.set_ylabel("active clients' throughput (req/s)", fontsize=8)
             ax2.set_ylabel("active clients' p99 (ms, log scale)", fontsize=8)
@@ -535,7 +538,7 @@ def chart_idle_active(data: Data, fig) -> None:
     top_first.set_ylim(bottom=0)
     log_ticks(bot_first, "y", *bot_first.get_ylim())
     fig.legend(handles=limit_legend_handles(), loc="lower center", ncol=6, fontsize=7, frameon=False,
-               title="marker: what limited the point", title_fontsize=7, bbox_to_anchor=(0.5, 0.0))
+               title="marker: what limited the point", title_fontsize=7, bbox_to_anchor=(0.5, 0.02))
 
 
 def chart_idle_memory(data: Data, fig) -> None:
@@ -682,17 +685,17 @@ def chart_blocking(data: Data, fig) -> None:
     for lab, (m, *_rest) in zip(ax.get_yticklabels(), reversed(order)):
         lab.set_color(color(m) if not is_reference(m) else "#555555")
     ax.set_xscale("log")
-    if values:
-        lo, hi = min(v for v in values if v > 0), max(values)
-        ax.set_xlim(lo / 1.6, hi * 1.6)
-        log_ticks(ax, "x", lo / 1.6, hi * 1.6)
+    pos = [v for v in values if v > 0]
+    lo, hi = (min(pos), max(pos)) if pos else (0.1, 10.0)   # nothing but not-data points: an empty axis
+    ax.set_xlim(lo / 1.6, hi * 1.6)
+    log_ticks(ax, "x", lo / 1.6, hi * 1.6)
     if split is not None:
         ax.axhline(split, color="black", lw=0.8, ls="--")
         box = {"fc": "white", "ec": "none", "alpha": 0.85, "pad": 1}
         ax.annotate("above: p99 at least doubled in every repetition", (0.995, split + 0.12), ha="right",
                     va="bottom", fontsize=7, bbox=box,
                     xycoords=blended_transform_factory(ax.transAxes, ax.transData))
-        ax.annotate("below: held (under 2x in some repetition)", (0.995, split - 0.12), ha="right",
+        ax.annotate("below: held (under 2x in some repetition), or not data", (0.995, split - 0.12), ha="right",
                     va="top", fontsize=7, bbox=box,
                     xycoords=blended_transform_factory(ax.transAxes, ax.transData))
     ax.tick_params(axis="x", labelsize=7)
@@ -950,7 +953,7 @@ CHARTS = [
     Chart("scale_p99", "p99 latency vs keep-alive connections, by family", ("scale",), chart_scale_p99,
           (13.0, 8.0)),
     Chart("idle_active", "C10K: the active clients' throughput and p99 while N idle connections are held",
-          ("idle",), chart_idle_active, (18.0, 8.5), 0.08),
+          ("idle",), chart_idle_active, (18.0, 8.5), 0.1),
     Chart("idle_memory", "Memory per idle connection (slope of Pss_Anon + Pss_Shmem)", ("idle",),
           chart_idle_memory, (13.0, 5.5)),
     Chart("latency_knee", "Coordinated-omission-corrected p99 vs offered load (on-schedule points only)",
@@ -976,7 +979,9 @@ CHARTS = [
 ]
 
 
-def render(run: Path, only: list[str] | None = None) -> list[Path]:
+def render(run: Path, only: list[str] | None = None, strict: bool = False) -> list[Path]:
+    """Writes every chart (or those in only). A chart whose drawing fails is written as a page
+    that says why, and the others are still drawn (strict=True raises instead: the tests)."""
     run = Path(run)
     data = load(run)
     out_dir = run / store.CHARTS
@@ -987,10 +992,21 @@ def render(run: Path, only: list[str] | None = None) -> list[Path]:
             continue
         fig = plt.figure(figsize=c.size, dpi=110)
         try:
-            c.draw(data, fig)
-            fig.suptitle(c.title, fontsize=12)
-            _subtitle(fig, data)
-            fig.tight_layout(rect=(0, c.bottom, 1, 0.97))
+            try:
+                c.draw(data, fig)
+                fig.suptitle(c.title, fontsize=12)
+                _subtitle(fig, data)
+                fig.tight_layout(rect=(0, c.bottom, 1, 0.97))
+                fig.savefig(io.BytesIO(), format="png")   # drawing errors surface here, not half-way
+            except Exception as e:  # noqa: BLE001 - one chart's failure must not cost the others
+                if strict:
+                    raise
+                print(f"plot.py: chart {c.name} could not be drawn: {type(e).__name__}: {e}", file=sys.stderr)
+                plt.close(fig)
+                fig = plt.figure(figsize=c.size, dpi=110)
+                fig.text(0.5, 0.5, f"{c.title}\n\nthis chart could not be drawn from this run:\n"
+                         f"{type(e).__name__}: {str(e)[:200]}", ha="center", va="center", fontsize=10,
+                         color="#993333", wrap=True)
             for ext in ("png", "svg"):
                 path = out_dir / f"{c.name}.{ext}"
                 tmp = out_dir / f".{c.name}.tmp.{ext}"

@@ -4,6 +4,7 @@ every model appears in the family charts, and a figure that is not data (a memor
 failed its checks, a load not offered on schedule) is never drawn as a number."""
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -64,7 +65,7 @@ class SyntheticCharts(unittest.TestCase):
         plt.close("all")
 
     def test_every_chart_written(self):
-        written = plot.render(self.run_dir)
+        written = plot.render(self.run_dir, strict=True)
         names = {p.stem for p in written}
         self.assertEqual(names, {c.name for c in plot.CHARTS})
         for p in written:
@@ -123,6 +124,21 @@ class SyntheticCharts(unittest.TestCase):
         shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
         self.assertGreaterEqual(len(shown), 3, f"log axis tick labels: {shown}")   # defect 11
 
+    def test_nothing_but_not_data(self):
+        """Every blocking and latency point beyond the generator (as in a tiny e2e run): the
+        charts say so instead of failing on an empty log axis."""
+        runs = synthetic_run.records(["epoll", "threads"], reps=1)
+        for r in runs:
+            if r["experiment"] in ("blocking", "latency"):
+                r["flags"] = r["flags"] + ["beyond-generator"]
+        folder = self.tmp / "not-data"
+        folder.mkdir()
+        with open(folder / "runs.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in runs)
+        (folder / "meta.json").write_text(json.dumps(synthetic_run.meta(["epoll", "threads"], 1)))
+        written = plot.render(folder, ["blocking", "latency_knee"], strict=True)
+        self.assertEqual(len(written), 4)
+
     def test_limit_markers(self):
         self.assertEqual(self.data.limit("scale", "nginx", 100), "client-bound")
         self.assertEqual(self.data.limit("scale", "epoll", 100), "server-bound")
@@ -157,7 +173,7 @@ class ReferenceRunCharts(unittest.TestCase):
             for f in ("runs.jsonl", "meta.json", "micro.json"):
                 if (src / f).exists():
                     shutil.copy(src / f, run / f)
-            written = plot.render(run)
+            written = plot.render(run, strict=True)
             self.assertEqual(len(written), 2 * len(plot.CHARTS))
             data = plot.load(run)
             # select's slope over two idle counts is not a number, even in an older run
