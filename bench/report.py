@@ -136,7 +136,11 @@ def _grid(table, experiment, metric, scale=1.0, fmt="{:,.0f}", label=None) -> st
         line = [m]
         for p in params:
             r = summary.lookup(table, experiment, m, p, metric)
-            if r:
+            why = readings.not_data_reason(r, experiment) if r else None
+            if r and why:
+                # Kept for the curious, but marked: it is not a figure to cite or compare.
+                line.append(f"not data ({why.split(':')[0]}): {cell(r, scale, fmt)}")
+            elif r:
                 line.append(cell(r, scale, fmt) + (f" ({r['flags']})" if r["flags"] else ""))
             else:
                 line.append(_status_cell(table, experiment, m, p) or "-")
@@ -160,7 +164,53 @@ def _simple(table, experiment, metrics: list[tuple[str, float, str, str]], param
     return _table(["model"] + [lab for *_, lab in metrics], rows)
 
 
-def tables_for(exp: str, table: list[dict]) -> list[str]:
+def idle_table(table: list[dict], runs: list[dict]) -> str:
+    """Memory per idle connection per model: the slope, or why it is not a number (DESIGN §5),
+    with the total-Pss and kernel TCP slopes beside it when they pass the same checks."""
+    rows = []
+    for m in _models(table, "idle"):
+        cells = [m]
+        for metric in ("pss_slope_kib_per_conn", "pss_total_slope_kib_per_conn", "tcp_mem_slope_kib_per_conn"):
+            row, why = readings.slope_check(table, runs, m, metric)
+            if metric != "pss_slope_kib_per_conn" and row is None:
+                cells.append("-")
+                continue
+            cells.append(why if why else figure(row))
+        rows.append(cells)
+    if not rows:
+        return ""
+    return _table(["model", "KiB per idle connection (model memory)", "total Pss KiB per conn",
+                   "kernel TCP KiB per conn"], rows)
+
+
+def blocking_table(table: list[dict], runs: list[dict]) -> str:
+    """Ratio of the medians the grid above shows, the per-repetition ratios' range beside it,
+    and the verdict: hurt only when every repetition at least doubled."""
+    rows = []
+    for m in _models(table, "blocking"):
+        base = summary.lookup(table, "blocking", m, 0, "p99_us")
+        withs = [r for r in table if r["experiment"] == "blocking" and r["model"] == m
+                 and r["metric"] == "p99_us" and (readings._num(r["param"]) or 0) > 0]
+        w = withs[-1] if withs else None
+        if not base or not w:
+            continue
+        if readings.not_data_reason(base, "blocking") or readings.not_data_reason(w, "blocking"):
+            rows.append([m, "not data (not offered on schedule)", "-", "-"])
+            continue
+        per = readings.blocking_ratios(runs, m)
+        verdict = readings.blocking_verdict(table, runs, m)
+        rows.append([m, f"{w['median'] / base['median']:.2g}x",
+                     f"{min(per):.2g}-{max(per):.2g}x" if per else "-",
+                     {"hurt": "at least doubled in every repetition",
+                      "held": "below 2x in some repetition"}.get(verdict, "-")])
+    if not rows:
+        return ""
+    return _table(["model", "p99 beside slow / alone (ratio of the medians)", "per-repetition ratios",
+                   "verdict"], rows)
+
+
+def tables_for(exp: str, table: list[dict], runs: list[dict] | None = None) -> list[str]:
+    runs = runs or []
     t = []
     if exp == "scale":
         t.append(_grid(table, "scale", "rps", label="req/s by connections"))
@@ -170,10 +220,7 @@ def tables_for(exp: str, table: list[dict]) -> list[str]:
         t.append(_grid(table, "scale", "pss_kib", 1 / 1024, "{:.1f}", label="server PSS MiB")
                  .replace("(KiB)", "(MiB)"))
     elif exp == "idle":
-        t.append(_simple(table, "idle", [("pss_slope_kib_per_conn", 1, "{:.2f}", "PSS KiB per idle conn"),
-                                         ("tcp_mem_slope_kib_per_conn", 1, "{:.2f}", "kernel TCP KiB per conn"),
-                                         ("pss_intercept_kib", 1 / 1024, "{:.1f}", "PSS at 0 idle (MiB, fit)")],
-                         param="slope"))
+        t.append(idle_table(table, runs))
         t.append(_grid(table, "idle", "pss_kib", 1 / 1024, "{:.1f}", label="PSS MiB by idle conns")
                  .replace("(KiB)", "(MiB)"))
         t.append(_grid(table, "idle", "p99_us", 1e-3, "{:.2f}", label="active clients' p99 ms")
@@ -195,8 +242,7 @@ def tables_for(exp: str, table: list[dict]) -> list[str]:
     elif exp == "blocking":
         t.append(_grid(table, "blocking", "p99_us", 1e-3, "{:.2f}", label="fast p99 ms by % slow")
                  .replace("(us)", "(ms)"))
-        t.append(_simple(table, "blocking", [("p99_ratio", 1, "{:.2f}", "p99 with / without")],
-                         param="impact"))
+        t.append(blocking_table(table, runs))
     elif exp == "cpu":
         t.append(_simple(table, "cpu", [("rps", 1, "{:,.0f}", "req/s"), ("p99_us", 1e-3, "{:.2f}", "p99 (ms)"),
                                         ("cpu_us_per_req", 1, "{:.1f}", "CPU us/req"),
@@ -689,7 +735,7 @@ def build(run: Path) -> str:
             if png.exists():
                 out += [f"![{chart}](charts/{chart}.png)", ""]
             out += [f"*{chart}*: {readings.reading(chart, table, runs)}", ""]
-        for t in tables_for(exp, table):
+        for t in tables_for(exp, table, runs):
             out += [t, ""]
         if exp == "scale":
             st = syscall_table(table, runs)

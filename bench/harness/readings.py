@@ -113,7 +113,7 @@ def slope_check(table, runs, model: str, metric: str = "pss_slope_kib_per_conn")
         return row, why
     if row["median"] < 0:
         return row, f"not measurable (negative slope {row['median']:.2f} KiB: a fit over noise)"
-    fits = _idle_fits(runs, model)
+    fits = _idle_fits(runs, model, _FIT_ON.get(metric, _SLOPE_MEMORY))
     if fits is not None:
         counts, r2 = fits
         if counts < MIN_IDLE_COUNTS:
@@ -156,7 +156,11 @@ def blocking_verdict(table, runs, model: str) -> str | None:
 _SLOPE_MEMORY = ("model_kib", "pss_anon_shmem_kib", "pss_anon_kib", "pss_kib")
 
 
-def _idle_fits(runs, model: str):
+# The per-point metric each slope is fitted on (for the r² check).
+_FIT_ON = {"tcp_mem_slope_kib_per_conn": ("tcp_mem_kib",), "pss_total_slope_kib_per_conn": ("pss_kib",)}
+
+
+def _idle_fits(runs, model: str, keys=_SLOPE_MEMORY):
     """(idle counts per repetition, median r²) of the per-repetition fits, or None without
     idle records."""
     per: dict = {}
@@ -164,7 +168,7 @@ def _idle_fits(runs, model: str):
         if r["experiment"] != "idle" or r["model"] != model or _num(r["param"]) is None:
             continue
         m = r.get("metrics") or {}
-        key = next((k for k in _SLOPE_MEMORY if m.get(k) is not None), None)
+        key = next((k for k in keys if m.get(k) is not None), None)
         if key:
             per.setdefault(r.get("rep", 0), []).append((float(r["param"]), float(m[key])))
     if not per:
@@ -259,7 +263,15 @@ def _extremes(d: dict[str, float]):
     return lo, hi
 
 
-def no_data(experiment: str) -> str:
+def no_data(experiment: str, table=None) -> str:
+    """The sentence for a chart without figures: whether the experiment is absent, or present
+    with every point left out (not offered on schedule, failed checks, skipped, failed)."""
+    exps = [e.strip("'") for e in experiment.split("' or '")]
+    rows = [r for r in (table or []) if r["experiment"] in exps]
+    if rows:
+        why = sorted({w.split(":")[0] for r in rows if (w := not_data_reason(r))})
+        return (f"No figures to read: every point of the '{experiment}' experiment in this run was "
+                f"left out ({'; '.join(why) or 'no usable value'}).")
     return f"No data: this run did not include the '{experiment}' experiment (or every point of it failed)."
 
 
@@ -268,7 +280,7 @@ def no_data(experiment: str) -> str:
 def scale_throughput(table, runs) -> str:
     ps = _params(table, "scale", "rps")
     if not ps:
-        return no_data("scale")
+        return no_data("scale", table)
     mid = LATENCY_CONNS if LATENCY_CONNS in ps else ps[len(ps) // 2]
     d = _by_model(table, "scale", "rps", _pstr(mid))
     lo, hi = _extremes(d)
@@ -293,7 +305,7 @@ def scale_throughput(table, runs) -> str:
 def scale_p99(table, runs) -> str:
     ps = _params(table, "scale", "p99_us")
     if not ps:
-        return no_data("scale")
+        return no_data("scale", table)
     top = ps[-1]
     d = _by_model(table, "scale", "p99_us", _pstr(top))
     lo, hi = _extremes(d)
@@ -312,7 +324,7 @@ def scale_p99(table, runs) -> str:
 def idle_memory(table, runs) -> str:
     models = sorted({r["model"] for r in table if r["experiment"] == "idle"})
     if not models:
-        return no_data("idle")
+        return no_data("idle", table)
     slopes, left_out = {}, []
     for m in models:
         row, why = slope_check(table, runs, m)
@@ -344,16 +356,16 @@ def idle_memory(table, runs) -> str:
 def idle_active(table, runs) -> str:
     ps = _params(table, "idle", "rps")
     if len(ps) < 2:
-        return no_data("idle") if not ps else "Only one idle count was measured: no trend to read."
+        return no_data("idle", table) if not ps else "Only one idle count was measured: no trend to read."
     zero = _by_model(table, "idle", "rps", _pstr(ps[0]))
     top_p = ps[-1]
     top = _by_model(table, "idle", "rps", _pstr(top_p))
     kept = {m: top[m] / zero[m] for m in top if zero.get(m)}
     lo, hi = _extremes(kept)
     missing = sorted(set(zero) - set(top))
-    s = (f"From {_pstr(ps[0])} to {_pstr(top_p)} idle connections the active clients' throughput "
-         f"fell to {kept[lo] * 100:.0f} % for {lo} ({rps(zero[lo])} -> {rps(top[lo])}) and stayed at "
-         f"{kept[hi] * 100:.0f} % for {hi}.")
+    s = (f"With {_pstr(top_p)} idle connections held, the active clients' throughput was "
+         f"{kept[lo] * 100:.0f} % of its value at {_pstr(ps[0])} for {lo} ({rps(zero[lo])} -> "
+         f"{rps(top[lo])}) and {kept[hi] * 100:.0f} % for {hi}.")
     if missing:
         s += f" Not measured at {_pstr(top_p)} idle connections: {', '.join(missing)}"
         s += " (select cannot watch fds >= FD_SETSIZE, 1024)." if "select" in missing else "."
@@ -365,7 +377,7 @@ def latency_knee(table, runs) -> str:
     ps = [p for p in _params(table, "latency", "p99_us")
           if _by_model(table, "latency", "p99_us", _pstr(p))]
     if not ps:
-        return no_data("latency") if not _params(table, "latency", "p99_us") else \
+        return no_data("latency", table) if not _params(table, "latency", "p99_us") else \
             "No latency point was offered on schedule by the generator in this run: nothing to read."
     below = [p for p in ps if p <= 80]
     ref = below[-1] if below else ps[0]
@@ -401,7 +413,7 @@ def latency_distribution(table, runs) -> str:
     p999 = _by_model(table, "scale", "p999_us", str(LATENCY_CONNS))
     p50 = _by_model(table, "scale", "p50_us", str(LATENCY_CONNS))
     if not p999:
-        return no_data("scale") + f" (needs {LATENCY_CONNS} connections)"
+        return no_data("scale", table) + f" (needs {LATENCY_CONNS} connections)"
     lo, hi = _extremes(p999)
     s = (f"At {LATENCY_CONNS} connections {lo} had the lowest p99.9 ({ms(p999[lo])}, median of the "
          f"repetitions) and {hi} the highest ({ms(p999[hi])}).")
@@ -424,7 +436,7 @@ def blocking(table, runs) -> str:
             withs[r["model"]] = max(withs.get(r["model"], 0.0), r["median"])
     ratio = {m: withs[m] / base[m] for m in withs if base.get(m)}
     if not ratio:
-        return no_data("blocking")
+        return no_data("blocking", table)
     lo, hi = _extremes(ratio)
     s1 = (f"With 1 % of requests sleeping 1 ms in the handler, the fast requests' median p99 went "
           f"from {ms(base[hi])} to {ms(withs[hi])} for {hi} ({times(ratio[hi])}) and from "
@@ -446,7 +458,7 @@ def cpu_per_request(table, runs) -> str:
     ka = _by_model(table, "scale", "cpu_us_per_req", str(LATENCY_CONNS))
     ch = _by_model(table, "churn", "cpu_us_per_req")
     if not ka and not ch:
-        return no_data("scale' or 'churn")
+        return no_data("scale' or 'churn", table)
     out = []
     if ka:
         lo, hi = _extremes(ka)
@@ -464,7 +476,7 @@ def cpu_per_request(table, runs) -> str:
 def churn(table, runs) -> str:
     d = _by_model(table, "churn", "rps")
     if not d:
-        return no_data("churn")
+        return no_data("churn", table)
     lo, hi = _extremes(d)
     cpu = _by_model(table, "churn", "cpu_us_per_req")
     s2 = ""
@@ -478,7 +490,7 @@ def churn(table, runs) -> str:
 def cpu_bound(table, runs) -> str:
     d = _by_model(table, "cpu", "rps")
     if not d:
-        return no_data("cpu")
+        return no_data("cpu", table)
     ps = _params(table, "cpu", "rps")
     us = ps[0] if ps else 100
     ceiling = 1e6 / us
@@ -497,7 +509,7 @@ def payload(table, runs) -> str:
     ps = [p for p in _params(table, "payload", "payload_mb_s")
           if _by_model(table, "payload", "payload_mb_s", _pstr(p))]
     if not ps:
-        return no_data("payload")
+        return no_data("payload", table)
     top = _by_model(table, "payload", "payload_mb_s", _pstr(ps[-1]))
     lo, hi = _extremes(top)
     s1 = (f"At {size(ps[-1])} per response {hi} delivered the most ({top[hi]:,.0f} MB/s) and {lo} "
@@ -515,7 +527,7 @@ def payload(table, runs) -> str:
 def slowloris(table, runs) -> str:
     d = _by_model(table, "slowloris", "p99_us")
     if not d:
-        return no_data("slowloris")
+        return no_data("slowloris", table)
     lo, hi = _extremes(d)
     alive = _by_model(table, "slowloris", "slow_alive")
     clients = _params(table, "slowloris", "p99_us")
@@ -550,7 +562,7 @@ def micro_readiness(table, runs) -> str:
         if r["experiment"] == "micro" and str(r["param"]).startswith("wait/") and r["median"]:
             series.setdefault(r["model"], {})[_num(str(r["param"]).split("/")[1])] = r["median"]
     if not series:
-        return no_data("micro")
+        return no_data("micro", table)
     common = sorted(set.intersection(*(set(v) for v in series.values())))
     at = common[-1] if common else None
     s1 = ""
@@ -570,7 +582,7 @@ def micro_costs(table, runs) -> str:
     thread = _micro(table, "spawn", "thread_create_join")
     parse = _micro(table, "parse", "minimal")
     if fork is None and thread is None and parse is None:
-        return no_data("micro")
+        return no_data("micro", table)
     parts = []
     if fork is not None and thread is not None:
         parts.append(f"fork + exit + wait took {ns(fork)} and thread create + join {ns(thread)}, "
