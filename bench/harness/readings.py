@@ -385,6 +385,13 @@ def latency_knee(table, runs) -> str:
     lo, hi = _extremes(d)
     s1 = (f"At {_pstr(ref)} % of its own peak rate {lo} had the lowest coordinated-omission-corrected "
           f"p99 ({ms(d[lo])}) and {hi} the highest ({ms(d[hi])}).")
+    # Which models this machine could not offer that load to on schedule (not data, not drawn).
+    beyond = summary_order({r["model"] for r in table if r["experiment"] == "latency"
+                            and r["metric"] == "p99_us" and str(r["param"]) == _pstr(ref)
+                            and not_data_reason(r, "latency")})
+    if beyond:
+        s1 += (f" Not offered on schedule at {_pstr(ref)} % (beyond what one generator core can "
+               f"offer here, so not drawn): {', '.join(beyond)}.")
     top = ps[-1]
     if top == ref:
         return s1
