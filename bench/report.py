@@ -23,12 +23,12 @@ from harness import readings, reference, registry, store, summary  # noqa: E402
 from harness.plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS,  # noqa: E402
                           BLOCKING_SLEEP_US,
                           BLOCKING_SLOW_CONNS, CPU_CONNS, IDLE_ACTIVE_CONNS, LATENCY_CONNS,
-                          PAYLOAD_CONNS, PEAK, QUESTIONS, SLOWLORIS_ACTIVE_CONNS, TIMEOUT_S)
+                          PAYLOAD_CONNS, PEAK, QUESTIONS, SLOWLORIS_ACTIVE_CONNS)
 from harness.readings import cell  # noqa: E402
 
 METHOD = {
-    "scale": f"Closed loop: each of c keep-alive connections sends `GET /` as soon as the previous "
-             f"response arrived, for c from the preset's list.",
+    "scale": "Closed loop: each of c keep-alive connections sends `GET /` as soon as the previous "
+             "response arrived, for c from the preset's list.",
     "idle": f"{IDLE_ACTIVE_CONNS} active closed-loop connections plus N idle ones (`loadgen --idle N`: "
             f"one request each, then held silent). Memory per idle connection is the least-squares "
             f"slope of the server tree's PSS (sum of `smaps_rollup` Pss, sampled while the "
@@ -262,23 +262,6 @@ def tables_for(exp: str, table: list[dict], runs: list[dict] | None = None) -> l
         if rows:
             t.append(_table(["group", "case", "N", "ns per op"], rows))
     return [x for x in t if x]
-
-
-def _headline(table: list[dict]) -> str:
-    """The three figures people quote, per model: median [min-max] over repetitions."""
-    models = _models(table, "scale") or _models(table, "idle") or _models(table, "latency")
-    models = sorted(set(models) | set(_models(table, "idle")) | set(_models(table, "latency")),
-                    key=lambda m: _models(table, "scale").index(m) if m in _models(table, "scale") else 99)
-    rows = []
-    for m in models:
-        rps = summary.lookup(table, "scale", m, LATENCY_CONNS, "rps")
-        slope = summary.lookup(table, "idle", m, "slope", "pss_slope_kib_per_conn")
-        p99 = summary.lookup(table, "latency", m, 80, "p99_us")
-        rows.append([m, cell(rps), cell(slope, 1, "{:.1f}"), cell(p99, 1e-3, "{:.2f}")])
-    if not rows:
-        return "No headline figures in this run."
-    return _table(["model", f"req/s at {LATENCY_CONNS} connections", "KiB PSS per idle connection",
-                   "CO-corrected p99 at 80 % load (ms)"], rows)
 
 
 # --- figures rounded to what their spread supports ------------------------------------------

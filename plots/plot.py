@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
 from harness import readings, registry, stats, store, summary  # noqa: E402
-from harness.plan import LATENCY_CONNS, MODELS, PEAK  # noqa: E402
+from harness.plan import LATENCY_CONNS, MODELS  # noqa: E402
 
 # --- models, families, colours ---------------------------------------------------------------
 # One colour per model in every chart. Within a family (the facets) the colours are distinct;

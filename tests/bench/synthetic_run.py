@@ -16,7 +16,6 @@ the figures that must NOT be shown as numbers:
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 from pathlib import Path
