@@ -345,7 +345,7 @@ def _headline_cell(table, runs, limits, model, exp, param, metric, scale, kind, 
         ps = sorted({r["param"] for r in table if r["experiment"] == exp and r["model"] == model
                      and r["metric"] == metric}, key=summary.param_sort_key)
         param = ps[0] if ps else None
-    row = summary.lookup(table, exp, model, param, metric) if param is not None else None
+    row = readings.row_or_status(table, exp, model, param, metric) if param is not None else None
     if row is None:
         return "-", None
     why = readings.not_data_reason(row, exp)

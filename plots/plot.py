@@ -316,8 +316,7 @@ def draw_lines(ax, data: Data, experiment: str, metric: str, models: list[str], 
             ax.errorbar(xs, ys, yerr=_yerr(good, scale), label=m, capsize=2, elinewidth=0.8,
                         zorder=3, **line_style(m))
             _mark_limits(ax, data, experiment, m, good, xs, ys)
-        bad_x = [x for r, _why in bad if (x := (x_of(r) if r and r.get("median") is not None
-                                                 else _num(r["param"]) if r else None)) is not None]
+        bad_x = [x for r, _why in bad if r and (x := x_of(r)) is not None]
         if bad_x:
             drawn = True
             _mark_not_data(ax, m, bad_x)
@@ -580,8 +579,18 @@ def chart_latency_knee(data: Data, fig) -> None:
         # An older run without offered_rps rows: nothing to put on the x axis.
         return _no_data(fig.add_subplot(111), "experiment 'latency'")
 
+    # A load whose every repetition was beyond the generator may have no offered_rps row: its
+    # x is estimated from the model's other loads (offered rate per % of peak).
+    per_pct: dict[str, float] = {}
+    for (m, p), v in offered.items():
+        if _num(p):
+            per_pct.setdefault(m, v / _num(p))
+
     def x_of(r):
-        return offered.get((r["model"], str(r["param"])))
+        x = offered.get((r["model"], str(r["param"])))
+        if x is None and r.get("median") is None and r["model"] in per_pct and _num(r["param"]):
+            x = per_pct[r["model"]] * _num(r["param"])
+        return x
     faceted_lines(data, fig, "latency", "p99_us", scale=1e-3, x_of=x_of, xlog=False, ylog=True,
                   xlabel="offered load (requests/s, open loop)",
                   ylabel="p99 from intended send time (ms, log scale)", xfmt=_fmt_count,
@@ -633,15 +642,18 @@ def chart_latency_distribution(data: Data, fig) -> None:
 def blocking_order(data: Data) -> list[tuple[str, dict | None, dict | None, bool]]:
     """[(model, row without, row with, hurt)], the hurt models first, each part by the ratio of
     the medians (largest first): hurt = p99 at least doubled in every repetition."""
-    base = {r["model"]: r for r in data.rows("blocking", "p99_us", 0)}
-    withs = {}
-    for r in data.rows("blocking", "p99_us"):
-        if (_num(r["param"]) or 0) > 0:
-            withs[r["model"]] = r
+    base, withs = {}, {}
+    for r in data.table:
+        if r["experiment"] != "blocking" or _num(r["param"]) is None or r["metric"] not in ("p99_us", ""):
+            continue
+        d = base if _num(r["param"]) == 0 else withs
+        if r["model"] not in d or r["metric"] == "p99_us":   # a figure beats a status row
+            d[r["model"]] = r
     out = []
     for m in model_order(set(base) | set(withs)):
         b, w = base.get(m), withs.get(m)
-        ratio = (w["median"] / b["median"]) if b and w and b["median"] else 0.0
+        ok = b and w and b.get("median") and w.get("median") is not None
+        ratio = (w["median"] / b["median"]) if ok else 0.0
         out.append((m, b, w, readings.blocking_verdict(data.table, data.runs, m) == "hurt", ratio))
     out.sort(key=lambda t: (not t[3], -t[4]))
     return [t[:4] for t in out]
@@ -669,7 +681,8 @@ def chart_blocking(data: Data, fig) -> None:
                 ax.plot([0.0], [y + off], ls="", marker=NOT_DATA_MARKER, markerfacecolor="none",
                         markeredgecolor=color(m), markersize=7, clip_on=False,
                         transform=blended_transform_factory(ax.transAxes, ax.transData))
-                ax.annotate("not offered on schedule", (0.01, y + off), fontsize=6, color="#777777",
+                gist = "not offered on schedule" if "schedule" in why else why.split(":")[0][:40]
+                ax.annotate(gist, (0.01, y + off), fontsize=6, color="#777777",
                             xycoords=blended_transform_factory(ax.transAxes, ax.transData), va="center",
                             xytext=(8, 0), textcoords="offset points")
                 continue

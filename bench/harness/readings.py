@@ -89,17 +89,28 @@ def not_data_reason(row: dict | None, experiment: str | None = None) -> str | No
         return "not measured"
     exp = experiment or row.get("experiment")
     flags = flag_list(row.get("flags"))
+    note = row.get("note") or ""
     for f, why in NOT_DATA_FLAGS.items():
         if f in flags and (f == "not-measurable" or exp in SCHEDULE_EXPERIMENTS):
-            return why
-    note = (row.get("note") or "").lower()
-    if "not measurable" in note or "not-measurable" in note:
+            # The harness's own reason (e.g. "r2 0.42 < 0.9", the offered rate) when it gave one.
+            return why + (f" ({note[:160]})" if note and f == "not-measurable" else "")
+    if "not measurable" in note.lower() or "not-measurable" in note.lower():
         return "not measurable" + (f" ({row['note']})" if len(row["note"]) < 120 else "")
     if row.get("status") in ("skipped", "failed"):
         return row["status"] + (f": {row['note'][:100]}" if row.get("note") else "")
     if row.get("median") is None:
         return "no value"
     return None
+
+
+def row_or_status(table, experiment: str, model: str, param, metric: str) -> dict | None:
+    """The summary row of a figure, or, when there is none, the row that says why (a point
+    whose every repetition was skipped, failed, or not offered on schedule has no metric)."""
+    r = summary.lookup(table, experiment, model, param, metric)
+    if r is not None:
+        return r
+    return next((x for x in table if x["experiment"] == experiment and x["model"] == model
+                 and str(x["param"]) == str(param) and not x.get("metric")), None)
 
 
 def slope_check(table, runs, model: str, metric: str = "pss_slope_kib_per_conn"):

@@ -125,7 +125,7 @@ class SlopeChecks(unittest.TestCase):
     def test_harness_flag_wins(self):
         row = {"experiment": "idle", "model": "m", "param": "slope", "metric": "pss_slope_kib_per_conn",
                "median": 3.0, "flags": "not-measurable", "note": "r2 0.4", "status": "ok"}
-        self.assertEqual(readings.not_data_reason(row), "not measurable")
+        self.assertEqual(readings.not_data_reason(row), "not measurable (r2 0.4)")
 
 
 class Headline(unittest.TestCase):
@@ -176,6 +176,45 @@ class Headline(unittest.TestCase):
         self.assertEqual(report.cpp_loc(cpp), 4)
         py = '"""Module docstring\nover lines."""\n# comment\nimport os\n\n\ndef f():\n    """Doc."""\n    return 1\n'
         self.assertEqual(report.python_loc(py), 3)
+
+
+class HarnessStatusRows(unittest.TestCase):
+    """The harness's summary writes a point whose every repetition was beyond the generator, and a
+    slope that failed its fit, as rows without a number (status skipped, flags, note)."""
+
+    def setUp(self):
+        runs = synthetic_run.records(["epoll", "fork"], reps=3)
+        self.runs = runs
+        self.table = [r for r in summary.rows(runs)
+                      if not (r["experiment"] == "latency" and r["model"] == "epoll" and str(r["param"]) == "80")
+                      and not (r["experiment"] == "idle" and r["model"] == "fork" and r["param"] == "slope")]
+        self.table.append({"experiment": "latency", "model": "epoll", "param": 80, "metric": "", "unit": "",
+                           "n": 0, "median": None, "min": None, "max": None, "spread_pct": None,
+                           "status": "skipped", "flags": "beyond-generator",
+                           "note": "beyond what one generator core can offer here: 160000 req/s offered"})
+        self.table.append({"experiment": "idle", "model": "fork", "param": "slope",
+                           "metric": "pss_slope_kib_per_conn", "unit": "KiB/conn", "n": 0, "median": None,
+                           "min": None, "max": None, "spread_pct": None, "status": "skipped",
+                           "flags": "not-measurable", "note": "r2 0.42 < 0.9"})
+
+    def test_headline_leaves_them_out_with_the_reason(self):
+        text = report._headline(self.table, self.runs)
+        self.assertIn("epoll, p99 at 80 % load (ms): not offered on schedule", text)
+        self.assertIn("fork, KiB per idle connection: not measurable (r2 0.42 < 0.9)", text)
+
+    def test_charts_show_them_as_not_data(self):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import plot
+        data = plot.Data(Path("."), self.runs, None, self.table, {}, readings.point_limits(self.runs))
+        for name in ("latency_knee", "idle_memory", "blocking"):
+            chart = next(c for c in plot.CHARTS if c.name == name)
+            fig = plt.figure(figsize=chart.size)
+            chart.draw(data, fig)
+            fig.savefig(Path(tempfile.gettempdir()) / f"cmbench-test-{name}.png")
+            plt.close(fig)
+            (Path(tempfile.gettempdir()) / f"cmbench-test-{name}.png").unlink()
 
 
 class ReferenceRun(unittest.TestCase):
