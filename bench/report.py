@@ -564,6 +564,8 @@ def cpu_cap_method(meta: dict, runs: list[dict]) -> str:
     """How the server's CPU was capped for throughput points, as the harness recorded it."""
     for key in ("cpu_cap", "cap", "cgroup"):
         v = meta.get(key) or (meta.get("settings") or {}).get(key)
+        if isinstance(v, dict) and ("quota_us" in v or "applied" in v):
+            return _cap_from_harness(v)
         if v:
             if isinstance(v, dict):
                 method = v.get("method") or v.get("description") or v.get("version")
@@ -583,9 +585,30 @@ def cpu_cap_method(meta: dict, runs: list[dict]) -> str:
     return "unknown (this run's metadata does not record a CPU cap method)"
 
 
+def _cap_from_harness(v: dict) -> str:
+    """meta.json's cpu_cap as bench/run.py records it: cgroup version, quota, period, the
+    experiments it applies to, its own description, or why it was not applied."""
+    cg = v.get("cgroup") or {}
+    version = cg.get("version") if isinstance(cg, dict) else cg
+    if not v.get("applied"):
+        return f"none: the server ran uncapped ({v.get('reason') or (cg or {}).get('reason') or 'no reason recorded'})"
+    out = f"cgroup {version or '?'} CPU quota {v.get('quota_us')} us per {v.get('period_us')} us period"
+    if v.get("share"):
+        out += f" ({v['share']:g} of a core)"
+    out += " on the server's whole process tree"
+    if v.get("capped_experiments"):
+        out += f", in {', '.join(v['capped_experiments'])}"
+    if v.get("uncapped_experiments"):
+        out += f"; uncapped: {', '.join(v['uncapped_experiments'])}"
+    out += "."
+    if v.get("method"):
+        out += f" {v['method']}"
+    return out
+
+
 def method_caveats(meta: dict, runs: list[dict]) -> list[str]:
     return [
-        f"* **CPU cap.** Throughput points: {cpu_cap_method(meta, runs)}. A headline throughput "
+        f"* **CPU cap.** {cpu_cap_method(meta, runs).rstrip('.')}. A headline throughput "
         f"figure is quoted only when its point was server-bound (the server used >= 95 % of the CPU "
         f"it was given); latency points run without the cap, because throttling adds up to a "
         f"period to a request's latency.",

@@ -165,8 +165,13 @@ def meta(models: list[str], reps: int) -> dict:
                          "experiments": ["scale", "idle", "churn", "latency", "blocking", "cpu",
                                          "payload", "slowloris"],
                          "server_cpus": "0", "client_cpus": "1", "warmup_s": 0.5, "duration_s": 1.0},
-            "cpu_cap": {"method": "cgroup v1 cpu.cfs_quota_us 1000 / cpu.cfs_period_us 2500",
-                        "applies_to": ["scale", "idle", "churn", "cpu", "payload"]},
+            # as bench/run.py records it
+            "cpu_cap": {"cgroup": {"version": "v1", "reason": None, "cpu_dir": "/sys/fs/cgroup/cpu"},
+                        "quota_us": 1000, "period_us": 2500, "share": 0.4, "applied": True,
+                        "capped_experiments": ["churn", "cpu", "idle", "payload", "scale"],
+                        "uncapped_experiments": ["blocking", "latency", "slowloris"],
+                        "method": "Throughput experiments run with the server's tree in a cgroup.",
+                        "reason": None},
             "git": {"commit": "0" * 40, "dirty": False}, "wall_s": 1500}
 
 

@@ -161,7 +161,7 @@ class Headline(unittest.TestCase):
         self.assertIn("| epoll | `servers/epoll/` |", self.text)
         self.assertIn("(shared C++)", self.text)
         self.assertIn("nginx (reference)", self.text)
-        self.assertIn("cgroup v1 cpu.cfs_quota_us", self.text)        # the recorded cap method
+        self.assertIn("cgroup v1 CPU quota 1000 us per 2500 us period (0.4 of a core)", self.text)
         self.assertIn("one worker on one core", self.text)
         self.assertIn("BASE=epoll", self.text)
         self.assertIn("**nginx** cannot produce the contract's exact bytes", self.text)
@@ -169,6 +169,12 @@ class Headline(unittest.TestCase):
 
     def test_cap_method_unknown_when_not_recorded(self):
         self.assertTrue(report.cpu_cap_method({}, []).startswith("unknown"))
+        not_root = {"cpu_cap": {"applied": False, "quota_us": 1000, "period_us": 2500,
+                                "reason": "not root: cannot create cgroups"}}
+        self.assertEqual(report.cpu_cap_method(not_root, []),
+                         "none: the server ran uncapped (not root: cannot create cgroups)")
+        from_points = [{"config": {"cpu_cap": {"method": "cgroup v2 cpu.max 1000 2500"}}}]
+        self.assertIn("cgroup v2 cpu.max", report.cpu_cap_method({}, from_points))
 
     def test_loc_counts_code_only(self):
         cpp = ("// a comment\n/* block\n still */\nint main() {\n\n  return 0; // trailing\n}\n"
