@@ -15,6 +15,10 @@ The harness calls exactly three functions:
         the conformance probe: how the response to `GET /` differs from the contract's bytes
         (DESIGN §2), one line per difference; [] when it is byte for byte identical.
 
+and may use wait_for_port() (the servers print no ready line), like_for_like(diffs) (only extra
+headers: the point is valid) and error_log(workdir) (a failed start's reason). The report reads
+a point's probe result from its record's "probe_differences" (a list of these lines).
+
 What differs, measured by probe() on Debian 12 with these configs (DESIGN §2 allows only
 Content-Type and Content-Length): nginx 1.22 sends `Server: nginx`, `Date` and
 `Connection: keep-alive`; lighttpd 1.4.69 sends `Date` (its Server, ETag, Last-Modified and
@@ -250,6 +254,13 @@ def probe(host: str, port: int, timeout_s: float = 2.0) -> list[str]:
     except OSError as e:
         return [f"no response: {e}"]
     return differences(got)
+
+
+def like_for_like(diffs: list[str]) -> bool:
+    """Whether a reference server's differences leave the comparison like for like: only
+    extra header lines (Server, Date, Connection), while the status line, the contract's two
+    headers and the body are exact. The harness fails a reference point otherwise."""
+    return all(d.startswith("extra header ") for d in diffs)
 
 
 def wait_for_port(host: str, port: int, timeout_s: float = 10.0, alive=None) -> str | None:
