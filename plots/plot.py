@@ -866,9 +866,14 @@ def _fmt_size(x, _p=None) -> str:
 
 
 def chart_payload(data: Data, fig) -> None:
+    def decorate(ax):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(FixedLocator([16, 256, 4096, 65536, 1048576]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(_fmt_size))
     faceted_lines(data, fig, "payload", "payload_mb_s", xlabel="response body size (log scale)",
-                  ylabel="response bodies delivered (MB/s, log scale)", ylog=True, xfmt=_fmt_size,
-                  decorate=lambda ax: ax.set_xscale("log", base=2))
+                  ylabel="response bodies delivered (MB/s, log scale)", xlog=False, ylog=True,
+                  decorate=decorate)
 
 
 def chart_slowloris(data: Data, fig) -> None:
