@@ -12,16 +12,17 @@ CTEST_ARGS ?= --output-on-failure
 # Warnings are errors in CI (CI=true is set by the CI runner).
 WERROR     ?= $(if $(CI),ON,OFF)
 
-# Exactly the Debian packages the build, tests, benchmarks and charts need.
+# Exactly the Debian packages the build, tests, benchmarks and charts need. The reference web
+# servers are not among them (installing them starts system services): make deps-reference.
 PACKAGES := g++ clang libclang-rt-14-dev cmake ninja-build pkg-config make \
             libboost-dev libboost-context-dev libevent-dev libuv1-dev liburing-dev \
             libgtest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev linux-perf \
             python3 python3-matplotlib python3-psutil \
             python3-gevent python3-twisted python3-tornado python3-uvloop \
-            curl wrk nginx-light util-linux procps iproute2 git
+            curl wrk util-linux procps iproute2 git
 
 .PHONY: all build configure deps test sanitize tsan fuzz bench bench-quick bench-full micro \
-        plots report compare loadgen-vs-wrk clean
+        plots report compare loadgen-vs-wrk clean deps-reference
 
 all: deps build
 
@@ -31,6 +32,11 @@ deps:
 	echo "deps: missing:" $$missing; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: run as root: apt-get update && apt-get install -y" $$missing; exit 1; fi; \
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+# nginx-light, lighttpd, apache2 for the reference rows (bench/reference/), with the system
+# services Debian starts for them stopped and disabled: cmbench runs them in the foreground.
+deps-reference:
+	@bench/reference/deps.sh
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DCMBENCH_WERROR=$(WERROR)
