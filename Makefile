@@ -57,13 +57,19 @@ tsan: deps
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 CMBENCH_SANITIZED=1 ctest $(CTEST_ARGS) -j 1
 
-# libFuzzer on the request parser for FUZZ_SECONDS, starting from the committed corpus.
+# libFuzzer for FUZZ_SECONDS on each target, starting from the committed corpora: the servers'
+# request parser and session (fuzz_parser, tests/fuzz/corpus/) and the load generator's response
+# parser (fuzz_response, tests/fuzz/corpus-response/). New inputs go to build-fuzz/, crashes to
+# build-fuzz/crash-*; a finding worth keeping is copied into the committed corpus by hand.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	CXX=clang++ cmake -S . -B build-fuzz -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMBENCH_FUZZ=ON
-	cmake --build build-fuzz --target fuzz_parser -j $(JOBS)
-	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
-	build-fuzz/bin/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -max_len=20000 build-fuzz/corpus
+	cmake --build build-fuzz --target fuzz_parser fuzz_response -j $(JOBS)
+	mkdir -p build-fuzz/corpus build-fuzz/corpus-response
+	cp tests/fuzz/corpus/* build-fuzz/corpus/
+	cp tests/fuzz/corpus-response/* build-fuzz/corpus-response/
+	cd build-fuzz && bin/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -max_len=20000 corpus
+	cd build-fuzz && bin/fuzz_response -max_total_time=$(FUZZ_SECONDS) -max_len=20000 corpus-response
 
 # Benchmarks. RUN=<results folder>, RESUME=<results folder>, OUT=<new results folder>, MODELS=epoll,asio, EXPERIMENTS=scale,idle
 BENCH_ARGS = $(if $(RESUME),--resume $(RESUME)) $(if $(OUT),--out $(OUT)) $(if $(MODELS),--models $(MODELS)) \
