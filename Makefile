@@ -21,7 +21,7 @@ PACKAGES := g++ clang libclang-rt-14-dev cmake ninja-build pkg-config make \
             curl wrk nginx-light util-linux procps iproute2 git
 
 .PHONY: all build configure deps test sanitize tsan fuzz bench bench-quick bench-full micro \
-        plots report compare loadgen-vs-wrk clean
+        plots report compare loadgen-vs-wrk soak clean
 
 all: deps build
 
@@ -94,6 +94,13 @@ compare:
 
 loadgen-vs-wrk: all
 	$(PY) bench/loadgen_vs_wrk.py
+
+# Soak (not in make test or CI): MODEL at 80 % of its peak in open loop, with churn and 1000
+# idle connections, for MINUTES; fails on any error, leaked descriptors or memory growth.
+MINUTES ?= 10
+soak: build
+	@test -n "$(MODEL)" || { echo "usage: make soak MODEL=epoll [MINUTES=10]"; exit 2; }
+	$(PY) bench/soak.py --model $(MODEL) --minutes $(MINUTES)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
