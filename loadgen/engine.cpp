@@ -42,6 +42,17 @@ std::uint64_t tag(Tag kind, std::size_t index) { return (static_cast<std::uint64
 
 [[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
+// This thread's time on a CPU plus its time runnable but waiting for one (ns), from
+// /proc/thread-self/schedstat ("run_ns wait_ns timeslices"); -1 if unavailable.
+std::int64_t busy_ns() {
+  std::FILE* f = std::fopen("/proc/thread-self/schedstat", "re");
+  if (!f) return -1;
+  long long run = 0, wait = 0;
+  const int n = std::fscanf(f, "%lld %lld", &run, &wait);
+  std::fclose(f);
+  return n == 2 ? run + wait : -1;
+}
+
 int socket_error(int fd) {
   int err = 0;
   socklen_t len = sizeof err;
@@ -223,7 +234,9 @@ void Worker::run(const Timeline& tl) {
   // Timer slack defaults to 50 us; pacing wants the wake-up when asked for.
   ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 
+  const std::int64_t busy0 = busy_ns();
   std::int64_t now = mono_ns();
+  const std::int64_t run0 = now;
   if (open_loop_ && !conns_.empty()) {
     cursor_conn_ = 0;
     cursor_seq_ = 0;
@@ -254,6 +267,10 @@ void Worker::run(const Timeline& tl) {
       throw_errno("epoll_wait");
     }
     for (int k = 0; k < n; ++k) dispatch(events[k]);
+  }
+  const std::int64_t busy1 = busy_ns();
+  if (busy0 >= 0 && busy1 >= busy0 && now > run0) {
+    busy_share_ = static_cast<double>(busy1 - busy0) / static_cast<double>(now - run0);
   }
   finish(now);
   phase_ = Phase::done;
@@ -451,10 +468,11 @@ void Worker::on_connect_failed(Conn& c, std::int64_t now, int err) {
   close_conn(c);
   mark_free(c, now);
   note_connect_error(err, cfg_.target);
-  if (phase_ != Phase::run) {
+  if (phase_ == Phase::setup) {
     progress_at_ = now;
     return;
   }
+  if (phase_ == Phase::done) return;
   if (churn_) {
     fail_outstanding(c, now, Err::connect, Err::connect);
   } else if (open_loop_) {
@@ -483,10 +501,13 @@ void Worker::on_connected(Conn& c, std::int64_t now) {
   c.backoff = 0;
   c.parser.start(plan_.head);
   mark_free(c, now);  // until now, due requests waited for the connection, not for us
-  if (phase_ != Phase::run) {
+  if (phase_ == Phase::setup) {
     progress_at_ = now;
     return;
   }
+  // In the drain too: a --close request of the window whose connect completes after the end
+  // still goes out (it was counted as sent at its connect).
+  if (phase_ == Phase::done) return;
   if (churn_) {
     if (c.done < c.sent) {
       c.write_off = 0;

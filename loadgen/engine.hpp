@@ -88,6 +88,10 @@ class Worker {
   const Stats& stats() const noexcept { return stats_; }
   const IdleReport& idle_report() const noexcept { return idle_report_; }
   std::int64_t ended_at() const noexcept { return end_; }
+  // Share of the run (warm-up, window and drain) this thread was on a CPU or runnable and
+  // waiting for one (/proc/thread-self/schedstat); near 1 means it always had work and never
+  // slept: the generator, not the server, set the pace. -1 when the kernel does not say.
+  double busy_share() const noexcept { return busy_share_; }
 
  private:
   struct Conn;
@@ -150,6 +154,7 @@ class Worker {
   std::int64_t start_ = 0, mstart_ = 0, end_ = 0;
   std::int64_t drain_until_ = 0;   // the drain after end_ stops here at the latest
   std::int64_t min_service_ns_ = -1;  // fastest response seen (-1: none yet)
+  double busy_share_ = -1;
   std::int64_t armed_ = -1;
   std::int64_t scan_interval_ = 0;
   std::int64_t next_scan_ = 0;

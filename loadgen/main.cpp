@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
   for (auto& w : workers) {
     result.stats.merge(w->stats());
     ended = std::max(ended, w->ended_at());
+    result.busy_share = std::max(result.busy_share, w->busy_share());
     const IdleReport& ir = w->idle_report();
     result.idle.wanted += ir.wanted;
     result.idle.held += ir.held;
@@ -180,7 +181,7 @@ int main(int argc, char** argv) {
   result.cpu_sys_s = seconds(ru1.ru_stime) - seconds(ru0.ru_stime);
   if (result.duration_s > 0) result.sent_rate = static_cast<double>(result.stats.sent) / result.duration_s;
   result.cpu_wall_s = cpu_wall_s;
-  result.limit = generator_limit(cfg, result.stats, cpu_wall_s, result.cpu_user_s + result.cpu_sys_s);
+  result.limit = generator_limit(cfg, result.stats, cpu_wall_s, result.cpu_user_s + result.cpu_sys_s, result.busy_share);
   result.generator_limited = result.limit.any();
 
   print_summary(result, human);
@@ -193,13 +194,13 @@ int main(int argc, char** argv) {
     // Only the generator's own lateness gets here; waiting for the server is reported as wait.
     std::fprintf(stderr,
                  "loadgen: warning: generator limited (%s): lag p99 %.3f ms (limit %.0f ms), CPU %.0f%% of %d "
-                 "thread(s) (limit %.0f%%); the load generator itself sent requests late, so the server did "
-                 "not see the offered load on schedule\n",
+                 "thread(s), busiest thread on or waiting for a CPU %.0f%% (limit %.0f%%); the load generator "
+                 "itself was late, so the server did not see the offered load on schedule\n",
                  result.limit.lag && result.limit.cpu ? "lag and CPU" : result.limit.lag ? "lag" : "CPU",
                  static_cast<double>(result.stats.lag.value_at_percentile(99)) / 1e3,
                  static_cast<double>(kMaxLagP99Us) / 1e3,
-                 100.0 * result.cpu_share(),
-                 cfg.threads, 100.0 * kMaxCpuShare);
+                 100.0 * result.cpu_share(), cfg.threads, result.busy_share < 0 ? 0.0 : 100.0 * result.busy_share,
+                 100.0 * kMaxCpuShare);
   }
 
   int status = result.stats.requests > 0 ? 0 : 1;

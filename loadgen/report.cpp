@@ -77,11 +77,11 @@ void distribution(std::FILE* out, const char* title, const Histogram& h) {
 
 // The achieved send rate is deliberately not a criterion: requests queued behind a server that
 // has not answered are sent late too, and that is the server's knee (wait_us), which is data.
-GeneratorLimit generator_limit(const Config& cfg, const Stats& s, double wall_s, double cpu_s) {
+GeneratorLimit generator_limit(const Config& cfg, const Stats& s, double wall_s, double cpu_s, double busy_share) {
   GeneratorLimit g;
   if (!cfg.open_loop() || wall_s <= 0) return g;
   g.lag = s.lag.count() > 0 && s.lag.value_at_percentile(99) > kMaxLagP99Us;
-  g.cpu = cpu_s >= kMaxCpuShare * wall_s * cfg.threads;
+  g.cpu = cpu_s >= kMaxCpuShare * wall_s * cfg.threads || busy_share >= kMaxCpuShare;
   return g;
 }
 
@@ -198,13 +198,18 @@ void print_summary(const Result& r, std::FILE* out) {
     const double lag_ms = static_cast<double>(s.lag.value_at_percentile(99)) / 1e3;
     const double wait_ms = static_cast<double>(s.wait.value_at_percentile(99)) / 1e3;
     const double cpu = 100.0 * r.cpu_share();
+    const double busy = r.busy_share < 0 ? 0 : 100.0 * r.busy_share;
     if (r.limit.any()) {
-      std::fprintf(out, "  Schedule: GENERATOR LIMITED by %s%s%s (lag p99 %.3f ms, limit %.0f ms; CPU %.0f%% of %d thread(s))\n",
+      std::fprintf(out,
+                   "  Schedule: GENERATOR LIMITED by %s%s%s (lag p99 %.3f ms, limit %.0f ms; CPU %.0f%% of %d "
+                   "thread(s), busiest thread on or waiting for a CPU %.0f%%, limit %.0f%%)\n",
                    r.limit.lag ? "its lag" : "", r.limit.lag && r.limit.cpu ? " and " : "", r.limit.cpu ? "its CPU" : "",
-                   lag_ms, static_cast<double>(kMaxLagP99Us) / 1e3, cpu, r.cfg.threads);
+                   lag_ms, static_cast<double>(kMaxLagP99Us) / 1e3, cpu, r.cfg.threads, busy, 100.0 * kMaxCpuShare);
     } else {
-      std::fprintf(out, "  Schedule: generator on time (lag p99 %.3f ms, CPU %.0f%% of %d thread(s))\n", lag_ms, cpu,
-                   r.cfg.threads);
+      std::fprintf(out,
+                   "  Schedule: generator on time (lag p99 %.3f ms, CPU %.0f%% of %d thread(s), busiest thread on "
+                   "or waiting for a CPU %.0f%%)\n",
+                   lag_ms, cpu, r.cfg.threads, busy);
     }
     if (s.wait.value_at_percentile(99) > kMaxLagP99Us) {
       const std::int64_t waited = s.wait.count_between(kMaxLagP99Us + 1, s.wait.max());

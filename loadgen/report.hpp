@@ -17,7 +17,10 @@ namespace cmbench::loadgen {
 // answered yet (wait) are the server's latency, never the generator's fault.
 struct GeneratorLimit {
   bool lag = false;  // lag p99 above kMaxLagP99Us
-  bool cpu = false;  // its threads were busy at least kMaxCpuShare of the window
+  // A thread was on a CPU, or runnable and waiting for one, at least kMaxCpuShare of the time:
+  // it never ran out of work, so it read answers and sent requests as late as its CPU allowed.
+  // (Such lateness can pass for service time and wait, as only the kernel saw the answer come.)
+  bool cpu = false;
   bool any() const noexcept { return lag || cpu; }
 };
 constexpr std::int64_t kMaxLagP99Us = 1000;
@@ -31,6 +34,7 @@ struct Result {
   double cpu_user_s = 0;  // loadgen's own CPU time during the window (getrusage)
   double cpu_sys_s = 0;
   double cpu_wall_s = 0;  // the time that CPU was measured over (the window and its drain)
+  double busy_share = -1; // the busiest thread's Worker::busy_share() (-1: unknown)
   IdleReport idle;
   double sent_rate = 0;   // requests of the window written per second (open loop)
   bool generator_limited = false;
@@ -41,8 +45,10 @@ struct Result {
   }
 };
 
-// cpu_s: the generator's user + system CPU seconds over wall_s seconds.
-GeneratorLimit generator_limit(const Config& cfg, const Stats& s, double wall_s, double cpu_s);
+// cpu_s: the generator's user + system CPU seconds over wall_s seconds; busy_share: the busiest
+// thread's share of time on or waiting for a CPU (-1: unknown).
+GeneratorLimit generator_limit(const Config& cfg, const Stats& s, double wall_s, double cpu_s,
+                               double busy_share = -1);
 
 nlohmann::ordered_json to_json(const Result& r);
 // "Running 10s test @ URL" and the set-up line, printed before the run like wrk does.

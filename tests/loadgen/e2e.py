@@ -528,6 +528,32 @@ def case_generator_starved():
     check("generator limited (lag" in err, f"warning: {err}")
     check(sum(r["errors"].values()) == 0, f"errors {r['errors']}")
 
+    # A generator short of CPU: pinned beside a busy loop and asked for far more than it can
+    # send, it never sleeps -- while its requests mostly wait for connections it is slow to read.
+    cpu = max(os.sched_getaffinity(0))
+    others = sorted(os.sched_getaffinity(0) - {cpu}) or [cpu]
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nt = time.monotonic() + 30\n"
+                            "while time.monotonic() < t: pass"], preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    try:
+        with EpollServer() as srv:
+            os.sched_setaffinity(srv.pid, set(others))
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "r.json")
+                proc = subprocess.run([ARGS.loadgen, "--json", path, "-R", "1000000", "-c", "100", "-d", "2s",
+                                       srv.url()], capture_output=True, text=True, timeout=60,
+                                      preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+                with open(path) as f:
+                    r = json.load(f)
+    finally:
+        hog.kill()
+        hog.wait()
+    print(f"generator beside a CPU hog at 1M req/s: {r['rps']:.0f} req/s, lag p99 {r['lag_us']['p99']} us, "
+          f"wait p99 {r['wait_us']['p99']} us, cpu {r['cpu_s']}, generator_limited {r['generator_limited']}")
+    schedule = [l for l in proc.stdout.splitlines() if "Schedule:" in l]
+    print(schedule)
+    check(r["generator_limited"] is True, f"a CPU-starved generator is not flagged: {schedule}")
+    check(schedule and "GENERATOR LIMITED" in schedule[0], f"summary: {schedule}")
+
 
 def case_min_latency():
     """Issue 7 defect 8: no recorded latency is shorter than the true round trip. server-epoll's

@@ -52,6 +52,14 @@ TEST(GeneratorLimit, CpuOfItsThreads) {
   EXPECT_TRUE(generator_limit(open_loop(3000, 2), stats(20, 0), 2.0, 3.9).cpu);
 }
 
+TEST(GeneratorLimit, AThreadThatNeverSlept) {
+  const Config cfg = open_loop(3000);
+  // Little CPU of its own but always runnable (a CPU hog beside it): it set the pace.
+  EXPECT_TRUE(generator_limit(cfg, stats(20, 0), 2.0, 0.8, 0.97).cpu);
+  EXPECT_FALSE(generator_limit(cfg, stats(20, 0), 2.0, 0.8, 0.60).cpu);
+  EXPECT_FALSE(generator_limit(cfg, stats(20, 0), 2.0, 0.8, -1).cpu);  // unknown
+}
+
 TEST(GeneratorLimit, ClosedLoopIsNeverLimited) {
   std::vector<std::string> args = {"loadgen", "http://127.0.0.1:1/"};
   std::vector<char*> argv;
