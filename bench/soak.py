@@ -83,7 +83,9 @@ def process_tree(root):
 
 
 def reading(root):
-    """Descriptors, RSS, Pss and Pss_Anon + Pss_Shmem (KiB) and CPU seconds of the tree."""
+    """Descriptors, RSS, Pss and Pss_Anon + Pss_Shmem (KiB) and CPU seconds of the tree (RSS is a
+    plain sum, so pages shared between a forked tree's processes count once per process; PSS
+    divides them fairly)."""
     r = {"procs": 0, "fds": 0, "rss_kib": 0, "pss_kib": 0, "own_kib": 0, "cpu_s": 0.0}
     for pid in process_tree(root):
         try:
@@ -98,11 +100,20 @@ def reading(root):
                         pss = int(rest.split()[0])
                     elif name in ("Pss_Anon", "Pss_Shmem"):
                         own += int(rest.split()[0])
+            # CPU: nanoseconds on a CPU of every live thread (schedstat; utime/stime ticks miss
+            # most of the short bursts a process per connection runs), plus the ticks of the
+            # children already reaped (cutime, cstime).
+            run_ns = 0
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                        run_ns += int(f.read().split()[0])
+                except OSError:
+                    pass
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read()
             fields = stat[stat.rindex(")") + 2:].split()
-            # utime, stime, and (reaped children) cutime, cstime
-            ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+            reaped_ticks = int(fields[13]) + int(fields[14])
         except (OSError, StopIteration, ValueError):
             continue  # the process ended while we read it
         r["procs"] += 1
@@ -110,7 +121,7 @@ def reading(root):
         r["rss_kib"] += rss
         r["pss_kib"] += pss
         r["own_kib"] += own
-        r["cpu_s"] += ticks / CLK_TCK
+        r["cpu_s"] += run_ns / 1e9 + reaped_ticks / CLK_TCK
     return r
 
 
@@ -267,12 +278,15 @@ def main():
                 f"PSS {mib(base['pss_kib'])} (anon+shmem {mib(base['own_kib'])})")
 
             # 1. The server-bound peak: a short closed-loop run, with the server's CPU beside it.
-            before, t0 = reading(server.pid), time.monotonic()
             peak = Loadgen(loadgen_bin, client_cpus, ["-c", str(a.connections), "-d", "5s", "--warmup", "1s", url],
                            tmp, "peak")
             running.append(peak)
-            rc, r, text = peak.wait(60)
+            # The server's CPU over 4 s inside the measured window (after set-up and warm-up).
+            time.sleep(1.5)
+            before, t0 = reading(server.pid), time.monotonic()
+            time.sleep(4.0)
             cpu = (reading(server.pid)["cpu_s"] - before["cpu_s"]) / (time.monotonic() - t0)
+            rc, r, text = peak.wait(60)
             if not r or r["requests"] == 0:
                 print(f"soak: the peak run failed (exit {rc}):\n{text}", file=sys.stderr)
                 return 1
@@ -280,7 +294,7 @@ def main():
             bound = "server-bound" if share >= 0.9 else "NOT server-bound (the peak is a lower bound)"
             rate = max(1, int(r["rps"] * a.share))
             log(f"soak: peak {r['rps']:.0f} req/s closed loop with {a.connections} connections; server CPU "
-                f"{100 * share:.0f} % of its {len(server_cpus)} CPU(s) over the run incl. warm-up: {bound}")
+                f"{100 * share:.0f} % of its {len(server_cpus)} CPU(s): {bound}")
             log(f"soak: {a.minutes:g} min at {rate} req/s ({100 * a.share:.0f} %), {a.idle} idle connections, "
                 f"churn {a.churn_rate} connections/s")
 
@@ -298,7 +312,7 @@ def main():
 
             # 3. Load and churn in chunks, a report after each.
             failures, readings = [], []
-            total_errors = total_requests = total_churn = incomplete = 0
+            total_errors = total_requests = total_churn = incomplete = limited = 0
             chunks = max(1, math.ceil(load_s / a.chunk - 1e-9))
             t_start = time.monotonic()
             churn_conns = max(1, min(64, a.churn_rate // 25))
@@ -327,6 +341,7 @@ def main():
                 total_churn += r2["requests"] if r2 else 0
                 incomplete += (r1["incomplete"] if r1 else 0) + (r2["incomplete"] if r2 else 0)
                 lim = " GENERATOR-LIMITED" if (r1 and r1["generator_limited"]) else ""
+                limited += 1 if lim else 0
                 load_txt = (f"load {r1['rps']:.0f} req/s, {e1} err, p99 {r1['latency_us']['p99'] / 1e3:.2f} ms, "
                             f"lag p99 {r1['lag_us']['p99'] / 1e3:.2f} ms{lim}") if r1 else "load: no result"
                 churn_txt = f"churn {r2['rps']:.0f} conn/s, {e2} err" if r2 else "churn: no result"
@@ -364,6 +379,10 @@ def main():
             # Verdicts.
             log(f"soak: {total_requests} requests and {total_churn} churned connections succeeded, "
                 f"{total_errors} failed, {incomplete} unfinished at chunk ends")
+            if limited:
+                log(f"soak: note: {limited} of {chunks} chunks were generator-limited (the client CPUs also run "
+                    f"the churn, the idle connections and whatever else this machine runs): the server saw less "
+                    f"than the offered {rate} req/s on schedule")
             if total_errors:
                 failures.append(f"{total_errors} requests failed")
             if after["fds"] > base["fds"]:
