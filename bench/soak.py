@@ -230,7 +230,10 @@ def main():
     ap.add_argument("--server-cpus", default="0")
     ap.add_argument("--client-cpus", default="1")
     ap.add_argument("--share", type=float, default=0.8, help="offered load as a share of the peak (0.8)")
-    ap.add_argument("--connections", type=int, default=100, help="active connections (100)")
+    ap.add_argument("--rate", type=int, default=0, help="offered load in req/s instead of a share of the peak")
+    # Enough connections that 80 % of the peak needs only a few hundred requests/s each: with a
+    # hundred, a round trip of a few ms on a busy machine already caps the open-loop rate.
+    ap.add_argument("--connections", type=int, default=256, help="active connections (256)")
     ap.add_argument("--idle", type=int, default=1000, help="idle connections held beside the load (1000)")
     ap.add_argument("--churn-rate", type=int, default=500, help="new connections per second (500)")
     ap.add_argument("--chunk", type=float, default=30.0, help="seconds per loadgen run and report (30)")
@@ -292,10 +295,10 @@ def main():
                 return 1
             share = cpu / len(server_cpus)
             bound = "server-bound" if share >= 0.9 else "NOT server-bound (the peak is a lower bound)"
-            rate = max(1, int(r["rps"] * a.share))
+            rate = a.rate if a.rate > 0 else max(1, int(r["rps"] * a.share))
             log(f"soak: peak {r['rps']:.0f} req/s closed loop with {a.connections} connections; server CPU "
                 f"{100 * share:.0f} % of its {len(server_cpus)} CPU(s): {bound}")
-            log(f"soak: {a.minutes:g} min at {rate} req/s ({100 * a.share:.0f} %), {a.idle} idle connections, "
+            log(f"soak: {a.minutes:g} min at {rate} req/s ({100 * rate / r['rps']:.0f} % of the peak), {a.idle} idle connections, "
                 f"churn {a.churn_rate} connections/s")
 
             # 2. The idle connections, held for the whole soak (stopped with SIGINT at the end).
