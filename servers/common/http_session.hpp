@@ -74,6 +74,8 @@ class HttpSession {
 
   // Requests answered on this connection (tests and counters).
   std::size_t requests() const noexcept { return requests_; }
+  // Bytes the parser has examined on this connection (RequestParser::work(); tests).
+  std::size_t parser_work() const noexcept { return parser_.work(); }
 
  private:
   // Parses and answers requests from `input` (the caller's buffer or pending_) for one turn;
