@@ -76,7 +76,9 @@ class EventLoop {
       close_expired_lingerers();
       expire_deadlines(idle_);
       expire_deadlines(header_);
-      run_waiting_turns();
+      // The turns owed from before this wait run after the connections it found ready: a
+      // pipelining client's next turn waits behind the others, never ahead of them.
+      std::swap(turns_due_, turns_now_);
       for (const Ready& event : ready) {
         if (event.fd == SignalPipe::fd()) {
           if (SignalPipe::drain_stop()) return 0;  // connections close as conns_ is destroyed
@@ -86,6 +88,7 @@ class EventLoop {
           handle(it->second, event.mask);
         }
       }
+      run_waiting_turns();
     }
   }
 
@@ -209,8 +212,8 @@ class EventLoop {
 
   // Fairness: a connection whose input still holds complete requests gets its next turn on the
   // loop's next pass, after every connection that was ready meanwhile (HttpSession bounds a turn).
+  // Turns queued while these run go to turns_due_: the pass after the next wait.
   void run_waiting_turns() {
-    std::swap(turns_due_, turns_now_);
     for (const int fd : turns_now_) {
       auto it = conns_.find(fd);
       if (it == conns_.end()) continue;
