@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "connection_deadline.hpp"
 #include "http_response.hpp"
 #include "http_session.hpp"
 #include "test_util.hpp"
@@ -488,6 +489,53 @@ TEST(Session, ManyRequestsOneKeepAliveConnection) {
     ASSERT_EQ(s.next(), Want::Read);
   }
   EXPECT_EQ(s.requests(), 100u);
+}
+
+// The deadlines every model derives from the session (DESIGN §3), on a fake clock.
+TEST(Deadline, IdleThenHeaderFromTheFirstByteThenNoneWhileBusy) {
+  using namespace std::chrono_literals;
+  const Timeouts t{10s, 3s};
+  const Clock::time_point t0{};
+  const auto at = [&](auto d) { return t0 + 1h + d; };  // steer clear of the epoch sentinel
+  HttpSession s;
+  ConnectionDeadline d;
+  EXPECT_TRUE(d.update(s, t, at(0s)));
+  EXPECT_EQ(d.phase(), Phase::Idle);
+  EXPECT_EQ(d.at(), at(10s));
+  EXPECT_FALSE(d.update(s, t, at(5s))) << "a quiet connection's deadline must not move";
+  s.on_bytes("GET / HT");
+  EXPECT_TRUE(d.update(s, t, at(6s)));
+  EXPECT_EQ(d.phase(), Phase::Head);
+  EXPECT_EQ(d.at(), at(9s));  // 3 s from the first byte of the head
+  s.on_bytes("TP/1.1\r\nX: y");
+  EXPECT_FALSE(d.update(s, t, at(8s))) << "more head bytes must not extend the header deadline";
+  s.on_bytes("\r\n\r\n");
+  EXPECT_TRUE(d.update(s, t, at(8s)));
+  EXPECT_EQ(d.phase(), Phase::Busy);  // a response waits to be written: no deadline
+  EXPECT_FALSE(d.due(at(1000s)));
+  EXPECT_EQ(drain_all(s), kHello);
+  EXPECT_TRUE(d.update(s, t, at(20s)));  // keep-alive: idle again, from the response
+  EXPECT_EQ(d.phase(), Phase::Idle);
+  EXPECT_EQ(d.at(), at(30s));
+  EXPECT_TRUE(d.due(at(30s)));
+  EXPECT_EQ(d.expire(s), Expiry::Close);  // idle: closed without a word
+  EXPECT_FALSE(s.has_output());
+}
+
+TEST(Deadline, HeaderTimeoutQueues408AndFinishes) {
+  using namespace std::chrono_literals;
+  const Timeouts t{10s, 3s};
+  const Clock::time_point now = Clock::time_point{} + 1h;
+  HttpSession s;
+  ConnectionDeadline d;
+  d.update(s, t, now);
+  s.on_bytes("POST /echo HTTP/1.1\r\nContent-Le");
+  d.update(s, t, now);
+  ASSERT_TRUE(d.due(now + 3s));
+  EXPECT_EQ(d.expire(s), Expiry::Respond);
+  EXPECT_EQ(drain_all(s), test::error_wire("408 Request Timeout", "Request Timeout"));
+  EXPECT_EQ(s.next(), Want::Finish);
+  EXPECT_FALSE(d.update(s, t, now + 4s)) << "after the 408 only lingering close follows";
 }
 
 }  // namespace
