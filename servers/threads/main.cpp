@@ -6,9 +6,9 @@
 // tens of KiB touched) plus kernel scheduling state, and a thread creation per new client.
 // Threads are detached but tracked: a registry of the live connections bounds them
 // (--max-clients: past it a client gets 503, not a thread, so a flood cannot reach the
-// machine's threads-max) and lets SIGTERM wake the blocked ones. Shutdown then waits for the
-// threads to end; one still inside a handler (a /sleep) when the 2 s of DESIGN §3 are nearly
-// up ends with the process. That is safe because a thread touches only what it owns, the
+// machine's threads-max) and lets SIGTERM wake the blocked ones. Shutdown then waits up to a
+// second for the threads to end; one still inside a handler (a /sleep) after that ends with
+// the process, within the 2 s of DESIGN §3. That is safe because a thread touches only what it owns, the
 // registry (shared ownership, so it outlives main) and constant data. Deadlines (idle, header,
 // lingering close) are serve_blocking's. Thread creation failure costs that one client a 503.
 #include <sys/socket.h>
