@@ -964,11 +964,22 @@ def check_idle_timeout(bin_dir: str, model: str) -> None:
             ka_total = time.monotonic() - t_last
             require(ka_total >= idle * 0.8, f"closed {ka_total:.2f}s after the last response, before "
                                             f"--idle-timeout {idle}s")
+        # A response being written is not idle: a reader that stalls longer than the idle
+        # timeout in the middle of a 4 MiB body still gets all of it (DESIGN §3: no deadline).
+        n = 4 << 20
+        with connect(server, rcvbuf=8192) as s:
+            s.sendall(get(f"/bytes/{n}"))
+            time.sleep(idle * 2.5)
+            expect_response(s, ok_octets(b"x" * n), f"/bytes/{n} read after a {idle * 2.5:.2f}s stall",
+                            timeout=20)
+            s.sendall(GET_ROOT)
+            expect_response(s, HELLO, "GET / after the stalled read")
         require(new_total <= idle + 1.0 * SLOW, f"new connection held {new_total:.2f}s")
         require(ka_total <= idle + 1.0 * SLOW, f"keep-alive connection held {ka_total:.2f}s")
         exchange(server, GET_ROOT, HELLO, "a new client after the idle closes")
         log(f"--idle-timeout {idle}s: silent new connection closed after {new_total:.2f}s; keep-alive "
-            f"connection (5 requests over 1.2s) closed {ka_total:.2f}s after its last response")
+            f"connection (5 requests over 1.2s) closed {ka_total:.2f}s after its last response; "
+            f"a reader stalled {idle * 2.5:.2f}s inside a 4 MiB response was not cut")
 
 
 @check("header_timeout")
