@@ -7,7 +7,10 @@
 // final response, lingering close lasts kLingerTime from its start, however the peer trickles.
 //
 // A model calls update() after every change to the session (bytes fed, output written,
-// process()) and acts when now >= at(): expired() says how. Every deadline of one kind has the
+// process()) and acts when now >= at(): expire() says how. Call it after feeding bytes too,
+// not only once the output is written: update() restarts a deadline only when the phase
+// changes, so a request read and answered within one callback (Idle, Busy, Idle) must be seen
+// as Busy in between, or a busy keep-alive connection keeps its first idle deadline. Every deadline of one kind has the
 // same duration, so deadlines are set in the order of time: an event loop can keep them in one
 // FIFO queue per kind (checking each entry is still current when it comes due) instead of a
 // timer system call per connection.
@@ -37,7 +40,11 @@ class ConnectionDeadline {
  public:
   // Derives the deadline from the session; true when it changed (a new deadline to queue).
   bool update(const http::HttpSession& session, const Timeouts& timeouts, Clock::time_point now) {
-    const http::Phase phase = session.phase();
+    return update(session.phase(), timeouts, now);
+  }
+  // The same from a phase the model works out itself (libevent: output still queued in its own
+  // buffer counts as Busy even when the session has handed every byte over).
+  bool update(http::Phase phase, const Timeouts& timeouts, Clock::time_point now) {
     if (phase == phase_ && at_ != Clock::time_point{}) return false;
     phase_ = phase;
     switch (phase) {

@@ -247,7 +247,7 @@ void run_session(std::string_view stream, const std::vector<Verdict>& verdicts, 
   HttpSession s;
   std::size_t fed = 0;
   std::vector<iovec> iov(64);
-  // Bounded: every round either feeds input or writes at least one byte.
+  // Bounded: every round feeds input, writes at least one byte, or answers a request.
   for (int rounds = 0; rounds < 10'000'000; ++rounds) {
     const Want w = s.next();
     if (w == Want::Write) {
@@ -265,6 +265,10 @@ void run_session(std::string_view stream, const std::vector<Verdict>& verdicts, 
         wrote += take;
       }
       s.on_written(wrote);
+      continue;
+    }
+    if (w == Want::Process) {  // complete requests wait beyond one turn: take the next turn
+      s.process();
       continue;
     }
     if (w == Want::Finish || fed == stream.size()) break;
