@@ -37,7 +37,11 @@ class ConnectionDeadline {
  public:
   // Derives the deadline from the session; true when it changed (a new deadline to queue).
   bool update(const http::HttpSession& session, const Timeouts& timeouts, Clock::time_point now) {
-    const http::Phase phase = session.phase();
+    return update(session.phase(), timeouts, now);
+  }
+  // The same from a phase the model works out itself (libevent: output still queued in its own
+  // buffer counts as Busy even when the session has handed every byte over).
+  bool update(http::Phase phase, const Timeouts& timeouts, Clock::time_point now) {
     if (phase == phase_ && at_ != Clock::time_point{}) return false;
     phase_ = phase;
     switch (phase) {

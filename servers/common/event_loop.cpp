@@ -8,9 +8,11 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <list>
 #include <memory>
 #include <unordered_map>
 
+#include "connection_deadline.hpp"
 #include "http_session.hpp"
 #include "net.hpp"
 #include "server_main.hpp"
@@ -23,13 +25,27 @@ constexpr int kAcceptBatch = 64;           // accepts per wake-up, so clients ca
 constexpr int kWritesPerEvent = 16;        // sendmsg calls per event: big bodies share the loop
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);  // back-off when out of fds
 // The loop wakes at least this often even when idle: a bounded wait keeps shutdown prompt even
-// where a signal cannot interrupt the wait (e.g. under ThreadSanitizer), and expires lingerers.
+// where a signal cannot interrupt the wait (e.g. under ThreadSanitizer).
 constexpr auto kMaxWait = std::chrono::milliseconds(1000);
+
+struct Connection;
+
+// Connections under one kind of deadline, the one that expires first at the front. Every
+// deadline of a kind has the same duration and is set at the current time, so appending keeps
+// the queue sorted: the loop needs no heap and no timer system call per connection, only a look
+// at the front (redis and nginx keep keep-alive timeouts the same way). A connection is in
+// exactly one queue (idle, header, or none = no deadline) and moves between them with an O(1)
+// splice: unlike a deque of (fd, deadline) entries checked lazily, a keep-alive connection
+// answering thousands of requests per idle period does not leave an entry behind per request.
+using DeadlineQueue = std::list<Connection*>;
 
 // Per-connection state: a small struct; the session holds heap memory only mid-request.
 struct Connection {
   UniqueFd fd;
   http::HttpSession session;
+  ConnectionDeadline deadline;  // idle or header deadline (DESIGN §3), from the session's phase
+  DeadlineQueue* queue = nullptr;  // the queue this connection is in, and where in it
+  DeadlineQueue::iterator queued;
   int mask = kReadable;    // what the backend watches for this fd now
   bool turn_queued = false;  // in turns_due_: owed a turn on the loop's next pass
   bool draining = false;   // final response sent: discard input until the peer closes
@@ -58,7 +74,11 @@ class EventLoop {
       }
       resume_accepting_if_due();
       close_expired_lingerers();
-      run_waiting_turns();
+      expire_deadlines(idle_);
+      expire_deadlines(header_);
+      // The turns owed from before this wait run after the connections it found ready: a
+      // pipelining client's next turn waits behind the others, never ahead of them.
+      std::swap(turns_due_, turns_now_);
       for (const Ready& event : ready) {
         if (event.fd == SignalPipe::fd()) {
           if (SignalPipe::drain_stop()) return 0;  // connections close as conns_ is destroyed
@@ -68,6 +88,7 @@ class EventLoop {
           handle(it->second, event.mask);
         }
       }
+      run_waiting_turns();
     }
   }
 
@@ -77,6 +98,9 @@ class EventLoop {
     auto until = Clock::now() + kMaxWait;
     if (accept_paused_) until = std::min(until, resume_at_);
     if (!lingering_.empty()) until = std::min(until, lingering_.front().second);
+    for (const DeadlineQueue* q : {&idle_, &header_}) {
+      if (!q->empty()) until = std::min(until, q->front()->deadline.at());
+    }
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
     return left.count() > 0 ? static_cast<int>(left.count()) : 0;
   }
@@ -96,6 +120,41 @@ class EventLoop {
     }
   }
 
+  // Idle connections are closed silently; a head not complete in time is answered 408 and the
+  // connection finishes (lingering close).
+  void expire_deadlines(DeadlineQueue& queue) {
+    const auto now = Clock::now();
+    while (!queue.empty() && queue.front()->deadline.due(now)) {
+      Connection& c = *queue.front();
+      move_to(c, &untimed_);
+      if (c.deadline.expire(c.session) == Expiry::Close) {
+        close(c);
+      } else {
+        after_turn(c);  // write the 408, then lingering close
+      }
+    }
+  }
+
+  // After any change to a session: derive its deadline and, when it is new, move the
+  // connection to the back of that deadline's queue.
+  void track_deadline(Connection& c) {
+    if (c.draining || !c.deadline.update(c.session, options_.timeouts, Clock::now())) return;
+    switch (c.deadline.phase()) {
+      case http::Phase::Idle: return move_to(c, &idle_);
+      case http::Phase::Head: return move_to(c, &header_);
+      case http::Phase::Busy: return move_to(c, &untimed_);
+    }
+  }
+
+  void move_to(Connection& c, DeadlineQueue* queue) {
+    if (c.queue == nullptr) {
+      c.queued = queue->insert(queue->end(), &c);
+    } else {
+      queue->splice(queue->end(), *c.queue, c.queued);  // iterators stay valid: no allocation
+    }
+    c.queue = queue;
+  }
+
   void accept_clients() {
     for (int i = 0; i < kAcceptBatch; ++i) {
       AcceptResult r = accept_client(listener_.get(), true);
@@ -112,12 +171,21 @@ class EventLoop {
         resume_at_ = Clock::now() + kAcceptPause;
         return;
       }
+      // --max-clients (DESIGN §3, nginx's worker_connections): past the cap, a 503 and a
+      // close, so one flood cannot take every descriptor of the loop. Connections in
+      // lingering close still count: they hold an fd, for at most kLingerTime.
+      if (conns_.size() >= options_.max_clients) {
+        reject_connection(std::move(r.fd), 503);
+        continue;
+      }
       const int fd = r.fd.get();
       if (!backend_.add(fd, kReadable)) {
         reject_connection(std::move(r.fd), 503);  // e.g. select: fd >= FD_SETSIZE
         continue;
       }
-      conns_.try_emplace(fd).first->second.fd = std::move(r.fd);
+      Connection& c = conns_.try_emplace(fd).first->second;
+      c.fd = std::move(r.fd);
+      track_deadline(c);  // a new connection is idle until its first byte
     }
   }
 
@@ -144,8 +212,8 @@ class EventLoop {
 
   // Fairness: a connection whose input still holds complete requests gets its next turn on the
   // loop's next pass, after every connection that was ready meanwhile (HttpSession bounds a turn).
+  // Turns queued while these run go to turns_due_: the pass after the next wait.
   void run_waiting_turns() {
-    std::swap(turns_due_, turns_now_);
     for (const int fd : turns_now_) {
       auto it = conns_.find(fd);
       if (it == conns_.end()) continue;
@@ -160,9 +228,13 @@ class EventLoop {
   // After the session changed: write what it has, start lingering close, queue its next turn,
   // and tell the backend what to wait for.
   void after_turn(Connection& c) {
+    // The session's phase right after reading or processing (Busy while responses wait), so
+    // that a request answered within this turn still restarts the idle deadline after it.
+    track_deadline(c);
     // Write at once rather than waiting a round for writability: usually it all fits.
     if (c.session.next() == http::Want::Write && !write_some(c)) return close(c);
     if (c.session.next() == http::Want::Finish) {
+      move_to(c, &untimed_);  // lingering close has its own absolute deadline
       ::shutdown(c.fd.get(), SHUT_WR);
       c.draining = true;
       c.linger_until = Clock::now() + kLingerTime;
@@ -172,6 +244,7 @@ class EventLoop {
       c.turn_queued = true;
       turns_due_.push_back(c.fd.get());
     }
+    track_deadline(c);
     const int want = c.session.next() == http::Want::Write ? kWritable : kReadable;
     if (want != c.mask) {
       backend_.modify(c.fd.get(), want);
@@ -203,6 +276,7 @@ class EventLoop {
 
   void close(Connection& c) {
     const int fd = c.fd.get();
+    if (c.queue != nullptr) c.queue->erase(c.queued);
     backend_.remove(fd);
     conns_.erase(fd);  // the UniqueFd closes it
   }
@@ -212,7 +286,11 @@ class EventLoop {
   Backend& backend_;
   const ServerOptions& options_;
   std::unordered_map<int, Connection> conns_;
-  std::deque<std::pair<int, Clock::time_point>> lingering_;  // (fd, deadline), oldest first
+  // Lingering closes, (fd, deadline) oldest first: a connection enters once, when it finishes.
+  std::deque<std::pair<int, Clock::time_point>> lingering_;
+  DeadlineQueue idle_;      // --idle-timeout
+  DeadlineQueue header_;    // --header-timeout
+  DeadlineQueue untimed_;   // busy or lingering: no idle/header deadline
   std::vector<int> turns_due_, turns_now_;  // connections owed a turn on the next pass
   bool accept_paused_ = false;
   Clock::time_point resume_at_{};

@@ -168,11 +168,13 @@ ParseResult RequestParser::parse(std::string_view input) {
     return result;
   };
 
+  if (head_error_ != 0) return error(head_error_);  // the caller should have stopped; say it again
   if (head_len_ == 0) {
     // Scan only new bytes, and never past the head limit: a head that has not ended within
     // kMaxHeaderBytes is refused without reading further.
     const std::size_t limit = std::min(input.size(), kMaxHeaderBytes);
-    for (std::size_t i = scanned_; i < limit; ++i) {
+    std::size_t i = scanned_;
+    for (; i < limit; ++i) {
       const char c = input[i];
       if (i > 0 && input[i - 1] == '\r' && c != '\n') return error(kBadRequest);  // bare CR
       if (c != '\n') continue;
@@ -180,29 +182,49 @@ ParseResult RequestParser::parse(std::string_view input) {
       if (first_line_end_ == 0) {
         // Judge the request line as soon as it is complete, before the headers arrive.
         first_line_end_ = i;
+        work_ += i;
         if (!parse_request_line(input.substr(0, i - 1)).ok) return error(kBadRequest);
       } else if (i >= 3 && input[i - 2] == '\n') {  // "\r\n\r\n" ends the head
         head_len_ = i + 1;
         break;
       }
     }
-    scanned_ = limit;
+    work_ += i - scanned_;
+    scanned_ = i;
     if (head_len_ == 0) {
       if (input.size() > kMaxHeaderBytes) return error(kHeaderTooLarge);
       return result;  // NeedMore
     }
+    // The head is complete: parse it once, and keep what it said for the calls that follow
+    // while the body arrives (re-parsing it per body piece would be quadratic).
+    work_ += head_len_;
+    const auto head = parse_head(input.substr(0, head_len_));
+    if (head.error_status != 0) {
+      head_error_ = head.error_status;
+      return error(head_error_);
+    }
+    const Request& req = head.request;
+    method_ = req.method;
+    method_len_ = req.method_text.size();
+    target_off_ = static_cast<std::size_t>(req.target.data() - input.data());
+    target_len_ = req.target.size();
+    version_minor_ = req.version_minor;
+    keep_alive_ = req.keep_alive;
+    content_length_ = req.content_length;
   }
 
-  // The head is complete. Parse it (again, if the body arrived in later reads, because the
-  // caller's buffer may have moved) and check whether the body is all here.
-  const auto head = parse_head(input.substr(0, head_len_));
-  if (head.error_status != 0) return error(head.error_status);
-  content_length_ = head.request.content_length;
+  // Body arrival costs O(1) per call: only the length is compared.
   if (input.size() - head_len_ < content_length_) return result;  // NeedMore: body incomplete
 
   result.status = ParseStatus::Complete;
-  result.request = head.request;
-  result.request.body = input.substr(head_len_, content_length_);
+  Request& req = result.request;
+  req.method = method_;
+  req.method_text = input.substr(0, method_len_);
+  req.target = input.substr(target_off_, target_len_);
+  req.version_minor = version_minor_;
+  req.keep_alive = keep_alive_;
+  req.content_length = content_length_;
+  req.body = input.substr(head_len_, content_length_);
   result.consumed = head_len_ + content_length_;
   return result;
 }

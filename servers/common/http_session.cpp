@@ -23,8 +23,12 @@ void HttpSession::process() {
 std::size_t HttpSession::parse_turn(std::string_view input) {
   std::size_t used = 0;
   backlog_ = false;
+  const auto start = std::chrono::steady_clock::now();
   for (int turn = 0; used < input.size(); ++turn) {
-    if (paused() || turn == kRequestsPerTurn) {
+    const bool spent =
+        turn > 0 && (turn == kRequestsPerTurn ||
+                     std::chrono::steady_clock::now() - start >= kTurnBudget);
+    if (paused() || spent) {
       backlog_ = !closing_;  // more may be complete: the next turn (or drained output) decides
       break;
     }

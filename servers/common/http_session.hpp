@@ -14,6 +14,7 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -34,6 +35,11 @@ inline constexpr std::size_t kDrainLimit = 4 * 1024 * 1024;   // lingering close
 // of a turn is one pass of the loop, no system call) and bounds what one client makes the
 // others wait to eight handlers.
 inline constexpr int kRequestsPerTurn = 8;
+// A turn also ends once its handlers have run this long (checked between requests): eight
+// cheap requests take microseconds and are never cut, while expensive ones (/cpu/50000) go one
+// per turn, so another client waits at most about one handler, not eight, even on a loaded
+// machine where eight 50 ms handlers take a second of wall time.
+inline constexpr auto kTurnBudget = std::chrono::milliseconds(5);
 
 enum class Want {
   Read,     // nothing to send: wait for more request bytes
@@ -53,7 +59,8 @@ enum class Phase {
 class HttpSession {
  public:
   // Bytes read from the peer. Runs the handlers of the complete requests they finish, at most
-  // kRequestsPerTurn of them; the rest wait for process() (next() says Process).
+  // kRequestsPerTurn of them (fewer once kTurnBudget is spent); the rest wait for process()
+  // (next() says Process).
   void on_bytes(std::string_view data);
   // The connection's next turn: runs up to kRequestsPerTurn more of the waiting requests.
   void process();
@@ -74,6 +81,8 @@ class HttpSession {
 
   // Requests answered on this connection (tests and counters).
   std::size_t requests() const noexcept { return requests_; }
+  // Bytes the parser has examined on this connection (RequestParser::work(); tests).
+  std::size_t parser_work() const noexcept { return parser_.work(); }
 
  private:
   // Parses and answers requests from `input` (the caller's buffer or pending_) for one turn;

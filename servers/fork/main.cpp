@@ -6,7 +6,10 @@
 // handler affects one client — and so is the cost: a fork per connection (page tables copied,
 // copy-on-write faults later) and a process per live client. The parent reaps children on
 // SIGCHLD (no zombies), and on SIGTERM terminates them before exiting; each child also asks
-// the kernel to kill it if the parent dies first. A failed fork costs that one client a 503.
+// the kernel to kill it if the parent dies first. Live children are counted: past
+// --max-clients a connection gets 503 instead of a process, so a connection flood cannot use
+// up the machine's pid_max. A failed fork costs that one client a 503. Deadlines (idle, header,
+// lingering close) are serve_blocking's.
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +34,7 @@ using namespace cmbench;
 class Children {
  public:
   void add(pid_t pid) { pids_.insert(pid); }
+  std::size_t size() const noexcept { return pids_.size(); }
   // Collects every child that has exited, without blocking.
   void reap() {
     pid_t pid;
@@ -86,6 +90,10 @@ int serve(UniqueFd listener, const ServerOptions& options) {
     AcceptResult r = accept_client(listener.get(), true);  // serve_blocking waits in poll()
     if (r.status == AcceptStatus::FdLimit) back_off = true;
     if (r.status != AcceptStatus::Accepted) continue;
+    if (children.size() >= options.max_clients) {
+      reject_connection(std::move(r.fd), 503);  // --max-clients: no process past the cap
+      continue;
+    }
 
     const pid_t pid = ::fork();
     if (pid == 0) run_child(std::move(listener), std::move(r.fd), self, options.timeouts);

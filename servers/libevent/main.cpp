@@ -6,7 +6,12 @@
 // shared HTTP session and move its responses into the output buffer: heads and echo bodies are
 // copied, /bytes filler is added by reference to one shared block (no copy). Moving stops at
 // kOutputHighWater and resumes when libevent reports the output drained, so output stays
-// bounded. Callbacks run on the one thread, so a blocking handler stalls every client.
+// bounded. Each connection has one evtimer for its deadline (DESIGN §3: idle, header, then
+// the absolute lingering close; bufferevent read timeouts would restart on every read, so a
+// trickling client could stretch them). libevent keeps timers in one min-heap and sleeps in
+// epoll_wait until the earliest: no timer system call per connection. The server counts its
+// connections for --max-clients. Callbacks run on the one thread, so a blocking handler
+// stalls every client.
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -15,13 +20,17 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <unordered_map>
 
+#include "connection_deadline.hpp"
 #include "http_session.hpp"
+#include "net.hpp"
 #include "server_main.hpp"
 #include "signals.hpp"
 
@@ -40,8 +49,11 @@ struct Server;
 struct Connection {
   Server* server = nullptr;
   std::unique_ptr<bufferevent, BevFree> bev;
-  std::unique_ptr<event, EventFree> next_turn;  // made active when pipelined requests wait
+  std::unique_ptr<event, EventFree> next_turn;  // a 0 s timer when pipelined requests wait
+  std::unique_ptr<event, EventFree> timer;      // the connection's deadline
   http::HttpSession http;
+  ConnectionDeadline deadline;
+  Clock::time_point timer_at{};  // when `timer` fires, if pending
   bool finishing = false;    // final response queued: close once it is flushed
   bool shut_down = false;    // our FIN is sent: draining input until the peer closes
   bool peer_closed = false;  // EOF seen while output was still queued
@@ -57,10 +69,34 @@ struct Server {
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections;
   evconnlistener* listener = nullptr;
   event* backoff_timer = nullptr;
+  const ServerOptions* options = nullptr;
 };
 
 // Frees the connection and its bufferevent, which closes the socket.
 void close_connection(Connection* c) { c->server->connections.erase(c); }
+
+void arm_timer(Connection* c, Clock::time_point at) {
+  const auto left = std::max(Clock::duration::zero(), at - Clock::now());
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(left).count();
+  const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  evtimer_add(c->timer.get(), &tv);  // re-adding a pending timer moves it
+  c->timer_at = at;
+}
+
+// The deadline from what the connection is doing: output still in libevent's buffer counts as
+// busy (a slow reader has no deadline), otherwise the session's phase decides. The timer stays
+// at the earliest deadline; when it fires, on_timer looks again (deadlines mostly move later,
+// so most requests change nothing in the heap).
+void track_deadline(Connection* c) {
+  if (c->shut_down) return;
+  const bool output_queued = evbuffer_get_length(bufferevent_get_output(c->bev.get())) > 0;
+  const http::Phase phase = output_queued ? http::Phase::Busy : c->http.phase();
+  if (!c->deadline.update(phase, c->server->options->timeouts, Clock::now())) return;
+  const auto at = c->deadline.at();
+  if (at == Clock::time_point::max()) return;
+  if (evtimer_pending(c->timer.get(), nullptr) && c->timer_at <= at) return;
+  arm_timer(c, at);
+}
 
 // Moves queued responses into the output evbuffer (bounded), then decides what to wait for.
 void proceed(Connection* c) {
@@ -85,15 +121,21 @@ void proceed(Connection* c) {
   if (c->http.next() == http::Want::Finish) c->finishing = true;
   // More pipelined requests are already here: run the next turn once the callbacks that are
   // ready meanwhile have run, so one client cannot hold the loop (HttpSession bounds a turn).
-  if (c->http.next() == http::Want::Process) event_active(c->next_turn.get(), EV_TIMEOUT, 0);
+  // A 0 s timer, not event_active: an event made active from a callback runs in the same
+  // pass of the active queue, before libevent polls the sockets again; an expired timer is
+  // activated after the next poll, behind the connections that poll found ready.
+  if (c->http.next() == http::Want::Process) {
+    const timeval now{0, 0};
+    evtimer_add(c->next_turn.get(), &now);
+  }
   const bool output_empty = evbuffer_get_length(out) == 0;
   if ((c->finishing || c->peer_closed) && output_empty && !c->shut_down) {
     if (c->peer_closed) return close_connection(c);
     ::shutdown(bufferevent_getfd(c->bev.get()), SHUT_WR);  // lingering close, for 1 s at most
-    const timeval linger{1, 0};
-    bufferevent_set_timeouts(c->bev.get(), &linger, nullptr);
     c->shut_down = true;
+    arm_timer(c, Clock::now() + kLingerTime);  // absolute: reads do not move it
   }
+  track_deadline(c);
   // Read while the session wants input (or while draining); otherwise let output drain first.
   if (c->shut_down || c->http.next() == http::Want::Read) {
     bufferevent_enable(c->bev.get(), EV_READ);
@@ -133,6 +175,19 @@ void on_next_turn(evutil_socket_t, short, void* arg) {
   proceed(c);
 }
 
+// The connection's deadline timer: lingering close over, idle (close silently), header (408,
+// then the usual finish), or not due yet (the deadline moved later: wait again).
+void on_timer(evutil_socket_t, short, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  if (c->shut_down) return close_connection(c);
+  if (!c->deadline.due(Clock::now())) {
+    if (c->deadline.at() != Clock::time_point::max()) arm_timer(c, c->deadline.at());
+    return;
+  }
+  if (c->deadline.expire(c->http) == Expiry::Close) return close_connection(c);
+  proceed(c);  // the 408 is queued: write it, then lingering close
+}
+
 void on_event(bufferevent* bev, short what, void* arg) {
   auto* c = static_cast<Connection*>(arg);
   const bool output_pending = evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
@@ -146,6 +201,10 @@ void on_event(bufferevent* bev, short what, void* arg) {
 
 void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr*, int, void* arg) {
   auto* server = static_cast<Server*>(arg);
+  if (server->connections.size() >= server->options->max_clients) {
+    reject_connection(UniqueFd(fd), 503);  // --max-clients: a 503 and a close past the cap
+    return;
+  }
   event_base* base = evconnlistener_get_base(listener);
   bufferevent* bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
   if (bev == nullptr) {
@@ -158,12 +217,14 @@ void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr*, int, voi
   Connection* c = owned.get();
   c->server = server;
   c->bev.reset(bev);
-  c->next_turn.reset(event_new(base, -1, 0, on_next_turn, c));
-  if (!c->next_turn) return;  // out of memory: `owned` frees the connection and its socket
+  c->next_turn.reset(evtimer_new(base, on_next_turn, c));
+  c->timer.reset(evtimer_new(base, on_timer, c));
+  if (!c->next_turn || !c->timer) return;  // out of memory: `owned` frees the connection and its socket
   server->connections.emplace(c, std::move(owned));
   bufferevent_set_max_single_read(bev, http::kReadSize);  // same read size as the other models
   bufferevent_setcb(bev, on_read, on_write, on_event, c);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
+  track_deadline(c);  // idle until its first byte
 }
 
 // Out of fds: libevent would report the same error on every loop; pause accepting for 100 ms.
@@ -185,7 +246,7 @@ void on_stop_signal(evutil_socket_t, short, void* arg) {
   event_base_loopbreak(static_cast<event_base*>(arg));
 }
 
-int serve(UniqueFd listen_fd) {
+int serve(UniqueFd listen_fd, const ServerOptions& options) {
   ::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<event_base, BaseFree> base(event_base_new());
   if (!base) {
@@ -196,6 +257,7 @@ int serve(UniqueFd listen_fd) {
                event_base_get_method(base.get()));
 
   Server server;
+  server.options = &options;
   // backlog 0: the socket is already listening with the backlog from the command line.
   std::unique_ptr<evconnlistener, ListenerFree> listener(evconnlistener_new(
       base.get(), on_accept, &server, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
@@ -217,7 +279,8 @@ int serve(UniqueFd listen_fd) {
   unblock_stop_signals();  // the evsignals now catch them
 
   event_base_dispatch(base.get());
-  server.connections.clear();  // free every live connection before the base goes
+  // Shutdown: every live connection is freed (its socket closed) before the base goes.
+  server.connections.clear();
   return 0;
 }
 
@@ -227,6 +290,8 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "libevent";
   spec.description = "one thread, libevent event_base with bufferevents";
-  spec.serve = [](UniqueFd listener, const ServerOptions&) { return serve(std::move(listener)); };
+  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
+    return serve(std::move(listener), options);
+  };
   return run_server(spec, argc, argv);
 }

@@ -908,6 +908,253 @@ def check_startup(bin_dir: str, model: str) -> None:
         log(f"IPv6: {server6.ready_line!r}")
 
 
+# --- hostile clients (issue 10, DESIGN §3): deadlines, the client cap, fairness ----------------
+
+import select  # noqa: E402  (here, not at the top: keeps this section one block for merges)
+
+from harness import expect_eof  # noqa: E402
+
+def closed_by_server(s: socket.socket, within: float) -> tuple[float | None, bytes]:
+    """Waits up to `within` seconds for the server to close s: returns (seconds until EOF or
+    reset, or None if still open; bytes that arrived meanwhile)."""
+    t0 = time.monotonic()
+    got = b""
+    while True:
+        left = within - (time.monotonic() - t0)
+        if left <= 0:
+            return None, got
+        r, _, _ = select.select([s], [], [], left)
+        if not r:
+            continue
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            return time.monotonic() - t0, got
+        if not chunk:
+            return time.monotonic() - t0, got
+        got += chunk
+
+
+@check("idle_timeout")
+def check_idle_timeout(bin_dir: str, model: str) -> None:
+    idle = 0.5
+    with Server(bin_dir, model, args=("--idle-timeout", f"{idle}s", "--header-timeout", "10s")) as server:
+        # A new connection that never sends: open before the deadline, then closed without a word.
+        with connect(server) as s:
+            early, got = closed_by_server(s, idle * 0.6)
+            require(early is None, f"a silent new connection was closed after {early or 0:.2f}s, "
+                                   f"before --idle-timeout {idle}s (bytes {show(got)})")
+            took, got = closed_by_server(s, 3.0 * SLOW)
+            require(took is not None, f"a silent new connection is still open {idle * 0.6 + 3 * SLOW:.1f}s "
+                                      f"after connecting (--idle-timeout {idle}s)")
+            require(got == b"", f"the idle close must be silent; got {show(got)}")
+            new_total = idle * 0.6 + took
+        # Keep-alive: requests every 0.3 s keep the connection (the deadline restarts after each
+        # response), then silence closes it about `idle` after the last response.
+        with connect(server) as s:
+            for i in range(5):
+                s.sendall(GET_ROOT)
+                expect_response(s, HELLO, f"keep-alive request {i + 1}, {0.3 * i:.1f}s in")
+                if i < 4:
+                    time.sleep(0.3)
+            t_last = time.monotonic()
+            took, got = closed_by_server(s, 3.0 * SLOW)
+            require(took is not None, "a quiet keep-alive connection was not closed")
+            require(got == b"", f"the idle close must be silent; got {show(got)}")
+            ka_total = time.monotonic() - t_last
+            require(ka_total >= idle * 0.8, f"closed {ka_total:.2f}s after the last response, before "
+                                            f"--idle-timeout {idle}s")
+        require(new_total <= idle + 1.0 * SLOW, f"new connection held {new_total:.2f}s")
+        require(ka_total <= idle + 1.0 * SLOW, f"keep-alive connection held {ka_total:.2f}s")
+        exchange(server, GET_ROOT, HELLO, "a new client after the idle closes")
+        log(f"--idle-timeout {idle}s: silent new connection closed after {new_total:.2f}s; keep-alive "
+            f"connection (5 requests over 1.2s) closed {ka_total:.2f}s after its last response")
+
+
+@check("header_timeout")
+def check_header_timeout(bin_dir: str, model: str) -> None:
+    header = 0.5
+    with Server(bin_dir, model, args=("--header-timeout", f"{header}s", "--idle-timeout", "10s")) as server:
+        with connect(server) as s:
+            time.sleep(0.3)  # idle first: the header deadline runs from the first byte, not the connect
+            partial = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: "
+            s.sendall(partial[:1])
+            t0 = time.monotonic()
+            sent = 1
+            got = b""
+            expected = error(408)
+            # Trickle the rest of a head that never ends, a byte per 0.1 s (slowloris).
+            while len(got) < len(expected) and time.monotonic() - t0 < header + 3.0 * SLOW:
+                r, _, _ = select.select([s], [], [], 0.1)
+                if r:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                else:
+                    try:
+                        s.sendall(partial[sent:sent + 1] if sent < len(partial) else b"a")
+                    except (BrokenPipeError, ConnectionResetError):
+                        break
+                    sent += 1
+            took = time.monotonic() - t0
+            require(got == expected, f"a head trickled for {took:.2f}s: expected {show(expected)}, "
+                                     f"got {show(got)}")
+            require(took >= header * 0.9, f"408 after {took:.2f}s, before --header-timeout {header}s")
+            require(took <= header + 1.0 * SLOW, f"408 only after {took:.2f}s (--header-timeout {header}s)")
+            expect_eof(s, "after the 408")
+        # A complete request is not cut, however slowly its head came (within the deadline).
+        with connect(server) as s:
+            for b in GET_ROOT:
+                s.sendall(bytes([b]))
+                time.sleep(0.01)
+            expect_response(s, HELLO, "a head sent in 0.25s with --header-timeout 0.5s")
+            s.sendall(GET_ROOT)
+            expect_response(s, HELLO, "the next request on the same connection")
+        log(f"--header-timeout {header}s: a trickled head got 408 and a close {took:.2f}s after its "
+            f"first byte ({sent} bytes sent); a complete slow head was served")
+
+
+def held_resources(server: Server) -> int:
+    """What the server holds for connections: fds of the server process plus live children."""
+    kids = [p for p, st in server.children().items() if st != "Z"]
+    return server.fds() + len(kids)
+
+
+@check("linger_trickle")
+def check_linger_trickle(bin_dir: str, model: str) -> None:
+    """After a final response, a client that trickles a byte every 0.3 s (and never closes)
+    must not hold the connection past the absolute lingering deadline (1 s after it starts)."""
+    with Server(bin_dir, model) as server:
+        exchange(server, GET_ROOT, HELLO, "warm-up")
+        base = settle(server)
+        base_held = held_resources(server)
+        s = connect(server)
+        try:
+            s.sendall(get("/", headers="Connection: close\r\n"))
+            expected = ok_text(b"Hello, World!", connection="close")
+            got = recv_exact(s, len(expected), "the final response")
+            t0 = time.monotonic()  # lingering close starts about now
+            require(got == expected, f"final response: expected {show(expected)}, got {show(got)}")
+            released = None
+            next_byte = t0 + 0.3
+            while time.monotonic() - t0 < 4.0 * SLOW:
+                if held_resources(server) <= base_held:
+                    released = time.monotonic() - t0
+                    break
+                if time.monotonic() >= next_byte:
+                    try:
+                        s.send(b"z")
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    next_byte += 0.3
+                time.sleep(0.01)
+            require(released is not None, f"a trickling lingerer still held {4.0 * SLOW:.0f}s after the "
+                                          f"final response (lingering close must end 1s after it starts)")
+            require(released <= 1.0 + 0.5 * SLOW, f"a trickling lingerer was held {released:.2f}s "
+                                                  f"(the deadline is 1s after the final response)")
+        finally:
+            s.close()
+        ok = wait_until(lambda: settle(server, 1.0) == base, 3)
+        require(ok, f"fds/threads/children {settle(server)} after the lingerer, before {base}")
+        log(f"a lingerer trickling a byte per 0.3s was released {released:.2f}s after the final response")
+
+
+@check("max_clients")
+def check_max_clients(bin_dir: str, model: str) -> None:
+    cap = 5
+    with Server(bin_dir, model, args=("--max-clients", str(cap))) as server:
+        socks = []
+        try:
+            for i in range(cap):
+                s = connect(server)
+                s.sendall(GET_ROOT)
+                expect_response(s, HELLO, f"client {i + 1} of {cap}")
+                socks.append(s)
+            for attempt in range(3):  # the extra ones get 503 and a close, every time
+                with connect(server) as extra:
+                    expect_response(extra, error(503), f"connection {cap + 1} (attempt {attempt + 1}) "
+                                                       f"with --max-clients {cap}", close=True)
+            for i, s in enumerate(socks):  # the admitted ones are still served
+                s.sendall(get(f"/bytes/{i}"))
+                expect_response(s, ok_octets(b"x" * i), f"client {i + 1} after the 503s")
+            if model in PROCESS_MODELS:
+                kids = [p for p, st in server.children().items() if st != "Z"]
+                require(len(kids) <= cap, f"fork: {len(kids)} children with --max-clients {cap}")
+            if model in THREAD_MODELS:
+                require(server.threads() <= cap + 1, f"threads: {server.threads()} threads with "
+                                                     f"--max-clients {cap}")
+            socks.pop().close()
+            # Once the server has seen that close, a new client is served again.
+            t0 = time.monotonic()
+            rejected = 0
+            while True:
+                s = connect(server)
+                s.sendall(GET_ROOT)
+                got = recv_exact(s, min(len(HELLO), len(error(503))), "a client after one closed")
+                if got == HELLO[:len(got)]:
+                    rest = recv_exact(s, len(HELLO) - len(got), "rest of the response")
+                    require(got + rest == HELLO, f"expected {show(HELLO)}, got {show(got + rest)}")
+                    socks.append(s)
+                    break
+                s.close()
+                rejected += 1
+                require(time.monotonic() - t0 < 2.0 * SLOW,
+                        f"still 503 {time.monotonic() - t0:.1f}s after one of {cap} clients closed")
+                time.sleep(0.05)
+            waited = time.monotonic() - t0
+        finally:
+            for s in socks:
+                s.close()
+        log(f"--max-clients {cap}: 3 extra connections got 503 and a close while {cap} were served; "
+            f"after one closed, a new client was served ({waited * 1000:.0f} ms, {rejected} 503s meanwhile)")
+
+
+@check("fairness")
+def check_fairness(bin_dir: str, model: str) -> None:
+    """One connection pipelines 40 x /cpu/50000 (2 s of handler time); another's GET / must
+    still be answered within 0.6 s each time it asks: a loop turn runs a bounded number of
+    requests per connection."""
+    count, spin_us = 40, 50000
+    limit = 0.6 * SLOW
+    with Server(bin_dir, model) as server, connect(server, timeout=30) as hog, connect(server) as other:
+        other.sendall(GET_ROOT)
+        expect_response(other, HELLO, "GET / before the pipeline")
+        expected_hog = ok_text(b"ok") * count
+        hog.sendall(get(f"/cpu/{spin_us}") * count)
+        hog.setblocking(False)
+        got_hog = b""
+        waits = []
+        t_start = time.monotonic()
+        while len(got_hog) < len(expected_hog):
+            require(time.monotonic() - t_start < 30 * SLOW, f"the pipeline of {count} /cpu/{spin_us} "
+                                                            f"did not finish in {30 * SLOW:.0f}s")
+            time.sleep(0.1)
+            try:
+                while True:
+                    chunk = hog.recv(65536)
+                    require(chunk != b"", "the pipelining connection was closed")
+                    got_hog += chunk
+            except BlockingIOError:
+                pass
+            if len(got_hog) >= len(expected_hog):
+                break
+            t = time.monotonic()
+            other.sendall(GET_ROOT)
+            expect_response(other, HELLO, f"GET / while {count} /cpu/{spin_us} are pipelined",
+                            timeout=30)
+            waits.append(time.monotonic() - t)
+        total = time.monotonic() - t_start
+        require(got_hog == expected_hog, f"pipelined responses: {show(got_hog)}")
+        worst = max(waits) if waits else 0.0
+        log(f"{count} x /cpu/{spin_us} pipelined on one connection took {total:.2f}s; the other "
+            f"connection's GET / was answered {len(waits)} times, worst wait {worst * 1000:.0f} ms, "
+            f"median {sorted(waits)[len(waits) // 2] * 1000 if waits else 0:.0f} ms")
+        require(waits, "the pipeline finished before the other connection could ask")
+        require(worst <= limit, f"GET / waited {worst:.2f}s behind another connection's pipeline "
+                                f"(limit {limit:.1f}s): one client starves the others")
+
+
 # --- main ------------------------------------------------------------------------------------------
 
 def main() -> int:

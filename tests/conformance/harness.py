@@ -63,7 +63,7 @@ def first_difference(expected: bytes, got: bytes) -> str:
 
 REASONS = {
     200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-    413: "Content Too Large", 431: "Request Header Fields Too Large", 501: "Not Implemented",
+    408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large", 501: "Not Implemented",
     503: "Service Unavailable",
 }
 

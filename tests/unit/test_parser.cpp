@@ -176,6 +176,68 @@ TEST(Parser, BodyInUnevenPieces) {
   EXPECT_EQ(r.request.body, body);
 }
 
+// Linear parsing (issue 10): a 1 MiB body sent one byte per segment behind an 8 KiB head. The
+// head is examined once (line ends, then its fields); each body byte only compares a length.
+// Re-parsing the head per body piece, as the parser once did, makes work() ~8 GiB here.
+TEST(ParserLinear, BodyOneByteAtATimeBehindAFullHeadExaminesTheHeadOnce) {
+  std::string head = "POST /echo HTTP/1.1\r\nContent-Length: 1048576\r\nX-Pad: ";
+  head += std::string(8192 - head.size() - 4, 'a') + "\r\n\r\n";
+  ASSERT_EQ(head.size(), kMaxHeaderBytes);
+  std::string input;  // grows like a session's pending input: the buffer moves as it does
+  RequestParser parser;
+  for (char c : head) {
+    input.push_back(c);
+    ASSERT_EQ(parser.parse(input).status, ParseStatus::NeedMore);
+  }
+  const std::size_t head_work = parser.work();
+  ParseResult r;
+  for (std::size_t i = 0; i < kMaxBodyBytes; ++i) {
+    input.push_back(static_cast<char>('a' + i % 26));
+    r = parser.parse(input);
+    if (i + 1 < kMaxBodyBytes) {
+      ASSERT_EQ(r.status, ParseStatus::NeedMore) << i;
+    }
+  }
+  ASSERT_EQ(r.status, ParseStatus::Complete);
+  EXPECT_EQ(r.consumed, head.size() + kMaxBodyBytes);
+  EXPECT_EQ(r.request.target, "/echo");
+  EXPECT_EQ(r.request.method_text, "POST");
+  EXPECT_EQ(r.request.body.size(), kMaxBodyBytes);
+  EXPECT_EQ(r.request.body.data(), input.data() + head.size());
+  // Scanning the head for line ends, its request line and its fields: about 3 passes.
+  EXPECT_LE(head_work, 3 * head.size());
+  EXPECT_EQ(parser.work(), head_work) << "body bytes made the parser examine the head again";
+}
+
+// The head's views are rebuilt from offsets on the call that completes the request, so they
+// point into the buffer of that call even when the earlier calls saw another buffer.
+TEST(ParserLinear, ViewsPointIntoTheLatestBufferAfterItMoved) {
+  const std::string head = "POST /echo?x=1 HTTP/1.0\r\nContent-Length: 5\r\n\r\n";
+  RequestParser parser;
+  std::string first = head + "he";
+  ASSERT_EQ(parser.parse(first).status, ParseStatus::NeedMore);
+  const std::string second = first + "llo";  // a new allocation, as a growing buffer gets
+  first.assign(first.size(), '#');           // the old bytes are gone
+  const auto r = parser.parse(second);
+  ASSERT_EQ(r.status, ParseStatus::Complete);
+  EXPECT_EQ(r.request.method_text, "POST");
+  EXPECT_EQ(r.request.target, "/echo?x=1");
+  EXPECT_EQ(r.request.body, "hello");
+  EXPECT_FALSE(r.request.keep_alive);
+  EXPECT_EQ(r.request.version_minor, 0);
+  EXPECT_GE(r.request.target.data(), second.data());
+  EXPECT_LT(r.request.target.data(), second.data() + second.size());
+}
+
+// A refused head stays refused on a later call (the caller should stop, but must not get a
+// request built from half-set state if it does not).
+TEST(ParserLinear, RefusedHeadStaysRefused) {
+  RequestParser parser;
+  const std::string bad = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(parser.parse(bad).error_status, 501);
+  EXPECT_EQ(parser.parse(bad + "5\r\n").error_status, 501);
+}
+
 TEST(Parser, ManyRequestsInOneBuffer) {
   const std::vector<std::string> reqs = {
       "GET / HTTP/1.1\r\n\r\n",
