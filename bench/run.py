@@ -121,15 +121,27 @@ def _parse_points(specs: list[str]) -> dict[str, list]:
     return out
 
 
+def select_models(text: str | None, bin_dir: Path) -> list[str]:
+    """Models and groups of the registry (servers/models.txt) in registry order; a name the
+    registry does not list is accepted only when its binary exists (a model being built, or a
+    test's stand-in), and comes after the registry's."""
+    items = [x.strip() for x in (text or "").split(",") if x.strip()]
+    known = [x for x in items if x in registry.GROUPS or x in registry.BY_NAME]
+    extra = [x for x in items if x not in known]
+    unknown = [x for x in extra if not (bin_dir / f"server-{x}").exists()]
+    if unknown:
+        raise SystemExit(f"run.py: unknown model or group: {', '.join(unknown)} (groups: "
+                         f"{', '.join(registry.GROUPS)}; models: {', '.join(registry.NAMES)})")
+    models = registry.expand(known) if known or not extra else []
+    return models + [x for x in extra if x not in models]
+
+
 def settings_from_args(args) -> dict:
     """Everything that defines the plan, stored in meta.json so --resume rebuilds it."""
     preset = PRESETS[args.preset]
     pts = dict(preset.points)
     pts.update(_parse_points(args.points))
-    try:
-        models = registry.expand(args.models)
-    except ValueError as e:
-        raise SystemExit(f"run.py: {e}")
+    models = select_models(args.models, Path(args.bin_dir))
     if set(args.server_cpus) & set(args.client_cpus):
         raise SystemExit(f"run.py: --server-cpus {args.server_cpus} and --client-cpus "
                          f"{args.client_cpus} overlap")
@@ -144,6 +156,7 @@ def settings_from_args(args) -> dict:
         "warmup_s": args.warmup if args.warmup is not None else preset.warmup_s,
         "duration_s": args.duration if args.duration is not None else preset.duration_s,
         "points": pts,
+        "count_points": preset.count_points,
         "micro_min_time_s": args.micro_min_time or preset.micro_min_time_s,
         "micro_reps": preset.micro_reps if not args.reps else min(args.reps, preset.micro_reps),
         "micro_filter": args.micro_filter,
@@ -159,7 +172,8 @@ def settings_from_args(args) -> dict:
 def make_plan(s: dict) -> planmod.Plan:
     base = PRESETS[s["preset"]]
     preset = planmod.Preset(base.name, s["reps"], s["warmup_s"], s["duration_s"], s["points"],
-                            s["micro_min_time_s"], s["micro_reps"], base.budget_s)
+                            s["micro_min_time_s"], s["micro_reps"], base.budget_s,
+                            s.get("count_points", base.count_points))
     return planmod.build(preset, s["models"], s["experiments"], s["reps"])
 
 
@@ -292,7 +306,8 @@ def main(argv=None) -> int:
         micro_todo = False
 
     est = sum(planmod.estimate_point_s(p, plan.preset) for p in todo) + \
-        (planmod.estimate_micro_s(plan.preset) if micro_todo else 0)
+        (planmod.estimate_micro_s(plan.preset) if micro_todo else 0) + \
+        (planmod.CHARTS_S if not args.no_charts else 0)
     budget = PRESETS[settings["preset"]].budget_s if settings["preset"] in PRESETS else None
     print(f"cmbench: {len(plan.models)} models x {len(plan.experiments)} experiments, "
           f"{len(plan.points)} points ({len(todo)} to run), {plan.reps} rep(s), "

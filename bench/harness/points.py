@@ -40,10 +40,10 @@ from . import procfs, registry, sampler
 from . import reference as referencemod
 from .loadgen import Loadgen, LoadResult, LoadSpec
 from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS, BLOCKING_SLEEP_US,
-                   BLOCKING_SLOW_CONNS, CAPPED_EXPERIMENTS, COUNT_POINTS, COUNT_WINDOW_S,
+                   BLOCKING_SLOW_CONNS, CAPPED_EXPERIMENTS, COUNT_WINDOW_S,
                    CPU_CONNS, FD_SETSIZE, IDLE_ACTIVE_CONNS, LATENCY_CONNS, MEMORY_PASS_S_PER_PROC,
                    PAYLOAD_CONNS, PEAK, PROCESS_PER_CONN, SLOWLORIS_ACTIVE_CONNS, TIMEOUT_S, Point,
-                   Preset, connections_of)
+                   Preset, connections_of, counts_syscalls)
 from .server import Server, free_port
 
 SCHEMA = 2
@@ -400,18 +400,21 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
         t_a = t_setup + warmup + A_AFTER_S
         t_b = t_setup + warmup + duration - (B_BEFORE_S if duration > 0.3 else 0.25 * duration)
         proc_cpu = group is None
+        # Per-task context switches only where two readings of them cost < 1 % of the window
+        # (bigger trees: the perf count of the syscall window, DESIGN §5).
+        max_tasks = int(0.01 * duration / 2 / sampler.TASK_READ_S)
         _sleep_until(t_a)
-        ra = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu)
+        ra = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu, max_tasks=max_tasks)
         readings.append(("A", ra))
         _sleep_until(t_b)
-        rb = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu)
+        rb = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu, max_tasks=max_tasks)
         readings.append(("B", rb))
         res = lg.wait()
         res_aux = aux.wait() if aux else None
         server_alive = srv.alive()
 
         syscalls = None
-        if server_alive and ctx.count_syscalls and (point.experiment, point.param) in COUNT_POINTS:
+        if server_alive and ctx.count_syscalls and counts_syscalls(point, ctx.preset):
             syscalls = _count_syscalls(ctx, srv, main_spec)
 
         if slow_proc is not None:
@@ -610,6 +613,7 @@ def metrics(point: Point, rec: dict, res: LoadResult, res_aux: LoadResult | None
     span = max(win.end - win.start, 1e-9)
     given = cpu_given(rec)
     m["server_cpu_given"] = given
+    m["server_ncpus"] = len(ctx.server_cpus or [0])
     m["window_span_s"] = round(span, 4)
     m["cpu_source"] = win.cpu_source
     if win.cpu_s is not None:
@@ -679,8 +683,17 @@ def limited_by(m: dict, res: LoadResult) -> str | None:
     latency-bound: neither, the figure is set by round trips. None when the server's CPU could
     not be measured and the generator was not saturated."""
     frac = m.get("server_cpu_frac_of_given")
+    util, given = m.get("server_cpu_util"), m.get("server_cpu_given")
     if frac is not None and frac >= SERVER_BOUND_FRAC:
         return "server-bound"
+    # On a shared machine other tasks may take part of the server's CPUs: a server that used
+    # (nearly) all that was left to it was CPU-bound too (the point is also flagged contended).
+    other = m.get("core_other_tasks")
+    if util is not None and given and other is not None:
+        ncpu = float(m.get("server_ncpus") or 1)
+        left = min(given, max(0.0, ncpu * (1.0 - other)))
+        if left > 0 and util >= SERVER_BOUND_FRAC * left:
+            return "server-bound"
     if (m.get("client_cpu_frac") or 0) >= CLIENT_BOUND_FRAC or (res.json or {}).get("generator_limited"):
         return "client-bound"
     if frac is None:

@@ -151,14 +151,17 @@ def idle_slopes(runs: list[dict]) -> dict[str, dict]:
     for r in ok_records(runs):
         if r["experiment"] != "idle":
             continue
-        per[r["model"]][int(r["rep"])].append(r.get("metrics") or {})
+        m = dict(r.get("metrics") or {})
+        # x: the idle connections the generator really held (loadgen says when it held fewer).
+        m["_x"] = m["idle_held"] if m.get("idle_held") is not None else int(r["param"])
+        per[r["model"]][int(r["rep"])].append(m)
     out: dict[str, dict] = {}
     for model, reps in per.items():
         res: dict[str, dict] = {k: {"values": [], "reasons": []} for k in
                                 ("pss_slope_kib_per_conn", "pss_total_slope_kib_per_conn",
                                  "tcp_mem_slope_kib_per_conn")}
         for ms in reps.values():
-            held = [m.get("idle_held", m.get("idle")) for m in ms]
+            held = [m["_x"] for m in ms]
             for metric, key in (("pss_slope_kib_per_conn", "model_kib"),
                                 ("pss_total_slope_kib_per_conn", "pss_kib"),
                                 ("tcp_mem_slope_kib_per_conn", "tcp_mem_kib")):

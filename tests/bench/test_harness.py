@@ -42,15 +42,20 @@ class Faults(unittest.TestCase):
     def test_bad_servers_are_recorded_and_the_run_goes_on(self):
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
-            b = make_bin(tmp, ["good", "crash", "badprobe", "noready", "leaker"])
+            b = make_bin(tmp, ["good", "crash", "badprobe", "noready", "leaker", "nokernel", "oldflags"])
             out = tmp / "run"
-            p = run_harness(tmp, b, "--out", str(out), "--models", "good,crash,badprobe,noready,leaker,missing",
+            p = run_harness(tmp, b, "--out", str(out), "--models",
+                            "good,crash,badprobe,noready,leaker,uring,nokernel,oldflags",
                             "--experiments", "scale", "--points", "scale=2", "--reps", "1",
                             "--warmup", "0.1", "--duration", "0.8")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             runs = {r["model"]: r for r in store.load_runs(out / store.RUNS)}
-            self.assertEqual(set(runs), {"good", "crash", "badprobe", "noready", "leaker", "missing"})
+            self.assertEqual(set(runs), {"good", "crash", "badprobe", "noready", "leaker", "uring",
+                                         "nokernel", "oldflags"})
             self.assertEqual(runs["good"]["status"], "ok")
+            self.assertEqual(runs["good"]["server"]["notes"], [], "good takes the deadline flags")
+            self.assertIn(runs["good"]["limited_by"], ("server-bound", "client-bound", "latency-bound"))
+            self.assertTrue(runs["good"]["git"]["commit"])
             self.assertTrue(runs["good"]["server"]["stop"]["clean"])
             self.assertGreater(runs["good"]["metrics"]["requests"], 0)
             self.assertEqual(runs["crash"]["status"], "failed")
@@ -60,8 +65,13 @@ class Faults(unittest.TestCase):
             self.assertIn("probe got unexpected bytes", runs["badprobe"]["reason"])
             self.assertEqual(runs["noready"]["status"], "failed")
             self.assertIn("no ready line", runs["noready"]["reason"])
-            self.assertEqual(runs["missing"]["status"], "failed")
-            self.assertIn("binary not found", runs["missing"]["reason"])
+            # Not built here, or the kernel lacks the mechanism: a skip with the reason.
+            self.assertEqual(runs["uring"]["status"], "skipped")   # in the registry, not built
+            self.assertIn("binary not found", runs["uring"]["reason"])
+            self.assertEqual(runs["nokernel"]["status"], "skipped")
+            self.assertIn("io_uring is not available", runs["nokernel"]["reason"])
+            self.assertEqual(runs["oldflags"]["status"], "ok")
+            self.assertIn("rejected --idle-timeout", runs["oldflags"]["server"]["notes"][0])
             leak = runs["leaker"]
             self.assertIn("unclean-exit", leak["flags"])
             self.assertEqual(len(leak["server"]["stop"]["leftover"]), 1)
@@ -74,7 +84,7 @@ class Faults(unittest.TestCase):
             self.assertTrue(meta["complete"])
             table = summary.read_csv((out / store.SUMMARY).read_text())
             failed = {r["model"] for r in table if r["status"] == "failed"}
-            self.assertEqual(failed, {"crash", "badprobe", "noready", "missing"})
+            self.assertEqual(failed, {"crash", "badprobe", "noready"})
 
 
 class SkipRules(unittest.TestCase):
