@@ -108,6 +108,77 @@ class SkipRules(unittest.TestCase):
         self.assertIn("ulimit -n", points.skip_reason(plan.Point("scale", "epoll", 5000, 0), few_fds))
 
 
+class CommandLine(unittest.TestCase):
+    def test_cpu_lists(self):
+        sys.path.insert(0, str(REPO / "bench"))
+        import run
+        self.assertEqual(run.cpu_list("0"), [0])
+        self.assertEqual(run.cpu_list("0-1"), [0, 1])
+        self.assertEqual(run.cpu_list("2,3"), [2, 3])
+        self.assertEqual(run.cpu_list("0-1,4"), [0, 1, 4])
+        for bad in ("", "x", "3-1", "-1"):
+            with self.assertRaises(Exception, msg=bad):
+                run.cpu_list(bad)
+        self.assertEqual(run.cpu_cap("1000/2500"), (1000, 2500))
+        self.assertIsNone(run.cpu_cap("off"))
+        with self.assertRaises(Exception):
+            run.cpu_cap("500/2500")   # cgroup v1 refuses quotas under 1000 us
+
+    def test_groups_expand_and_unknown_models_are_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), ["good"])
+            p = run_harness(Path(d), b, "--dry-run", "--models", "card,good", "--experiments", "scale")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("8 models", p.stdout)   # the seven of the card, plus a built stand-in
+            p = run_harness(Path(d), b, "--dry-run", "--models", "epol")
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("unknown model or group: epol", p.stderr)
+            p = run_harness(Path(d), b, "--dry-run", "--server-cpus", "0-1", "--client-cpus", "1")
+            self.assertIn("overlap", p.stderr)
+
+    def test_every_preset_fits_its_budget_with_every_registry_model(self):
+        # issue 7 item 7: quick <= 4 min, default <= 30 min, full <= 2 h on this 2-core machine
+        from harness import registry
+        for name, preset in plan.PRESETS.items():
+            pl = plan.build(preset, registry.NAMES, plan.EXPERIMENTS, preset.reps)
+            est = sum(plan.estimate_point_s(p, preset) for p in pl.points) + \
+                plan.estimate_micro_s(preset) + plan.CHARTS_S
+            self.assertLessEqual(est, preset.budget_s, f"{name}: {est:.0f} s")
+            limit = {"quick": 240, "default": 1800, "full": 7200}[name]
+            self.assertLessEqual(preset.budget_s, limit)
+            # every model appears in every experiment it can serve (headline charts complete)
+            for m in registry.MODELS:
+                exps = {p.experiment for p in pl.points if p.model == m.name}
+                want = {e for e in plan.LOAD_EXPERIMENTS if preset.points.get(e) and plan.serves(m.name, e)}
+                self.assertEqual(exps, want, (name, m.name))
+
+    def test_select_gets_three_idle_counts_below_fd_setsize(self):
+        for name, preset in plan.PRESETS.items():
+            pl = plan.build(preset, ["select", "epoll"], ["idle"], 1)
+            counts = [p.param for p in pl.points if p.model == "select"]
+            self.assertGreaterEqual(len(counts), 3, (name, counts))
+            self.assertLess(max(counts) + plan.IDLE_ACTIVE_CONNS + 16, plan.FD_SETSIZE)
+            for p in pl.points:
+                self.assertIsNone(points.skip_reason(p, SkipRules.LIMITS) if p.model == "select" else None)
+
+    def test_reference_rows_only_in_static_experiments_and_skipped_with_reason(self):
+        pl = plan.build(plan.PRESETS["quick"], ["nginx"], plan.EXPERIMENTS, 1)
+        self.assertEqual({p.experiment for p in pl.points},
+                         {"scale", "idle", "churn", "latency", "payload"} & set(plan.PRESETS["quick"].points))
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), [])
+            out = Path(d) / "run"
+            p = run_harness(Path(d), b, "--out", str(out), "--models", "nginx", "--experiments", "scale",
+                            "--points", "scale=2", "--reps", "1")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            (r,) = store.load_runs(out / store.RUNS)
+            # Not installed (or the reference module not merged): a skip that says why, never a
+            # failure; installed: a measured point.
+            self.assertIn(r["status"], ("skipped", "ok"), r.get("reason"))
+            if r["status"] == "skipped":
+                self.assertTrue(r["reason"])
+
+
 class Interrupt(unittest.TestCase):
     def test_ctrl_c_leaves_valid_folder_and_resume_completes(self):
         with tempfile.TemporaryDirectory() as d:

@@ -55,10 +55,14 @@ class RealPoints(unittest.TestCase):
             rec = self.run_point(ctx, "scale", "fork", 100)
             m = rec["metrics"]
             given = m["server_cpu_given"]
-            # The children serving the connections are busy; the tree used (nearly) all the CPU
-            # it was given, not 0 (shared machine: others may take some of CPU 0).
+            # The children serving the connections are busy: the tree used (nearly) all the CPU
+            # it was given, or all that other tenants of this shared machine left of it — not 0
+            # (issue 7 defect 3: 0-0.59 cores).
             self.assertIsNotNone(m["server_cpu_util"], rec["server"]["window"]["notes"])
-            self.assertGreater(m["server_cpu_util"], 0.5 * given, (use_cgroup, m["server_cpu_util"]))
+            left = min(given, 1.0 - (m["core_other_tasks"] or 0.0) - (m["core_softirq"] or 0.0))
+            self.assertGreater(m["server_cpu_util"], 0.6 * left,
+                               (use_cgroup, m["server_cpu_util"], m["core_other_tasks"]))
+            self.assertEqual(rec["limited_by"], "server-bound", (use_cgroup, m))
             self.assertGreater(m["cpu_us_per_req"], 3.0, "a forked child per connection is not free")
             self.assertEqual(m["cpu_source"], "cgroup" if (use_cgroup and ctx.cgroup.version) else "proc")
             self.assertGreaterEqual(m["procs"], 101, "a process per connection")

@@ -219,10 +219,13 @@ class LimitedBy(unittest.TestCase):
         self.assertEqual(self.classify(server_cpu_frac_of_given=0.3, server_cpu_util=0.3,
                                        server_cpu_given=1.0, client_cpu_frac=0.2,
                                        core_other_tasks=0.0), "latency-bound")
-        # Other tenants took 70 % of the server's CPU; the server used the 0.3 left: CPU-bound.
+        # Other tenants took 70 % of the server's CPU and none was idle: CPU-bound.
         self.assertEqual(self.classify(server_cpu_frac_of_given=0.75, server_cpu_util=0.3,
                                        server_cpu_given=0.4, client_cpu_frac=0.2,
-                                       core_other_tasks=0.7, server_ncpus=1), "server-bound")
+                                       core_other_tasks=0.7, core_busy=1.0), "server-bound")
+        self.assertEqual(self.classify(server_cpu_frac_of_given=0.75, server_cpu_util=0.3,
+                                       server_cpu_given=0.4, client_cpu_frac=0.2,
+                                       core_other_tasks=0.1, core_busy=0.45), "latency-bound")
         self.assertIsNone(self.classify(client_cpu_frac=0.2))
 
 
