@@ -121,6 +121,16 @@ def _parse_points(specs: list[str]) -> dict[str, list]:
     return out
 
 
+def repo_relative(path: Path) -> str:
+    """A path inside the checkout as relative to it (results carry no absolute paths into the
+    checkout they were made in, issue 7 item 8); a path outside it stays absolute."""
+    p = path.resolve()
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
 def select_models(text: str | None, bin_dir: Path) -> list[str]:
     """Models and groups of the registry (servers/models.txt) in registry order; a name the
     registry does not list is accepted only when its binary exists (a model being built, or a
@@ -160,7 +170,7 @@ def settings_from_args(args) -> dict:
         "micro_min_time_s": args.micro_min_time or preset.micro_min_time_s,
         "micro_reps": preset.micro_reps if not args.reps else min(args.reps, preset.micro_reps),
         "micro_filter": args.micro_filter,
-        "bin_dir": str(Path(args.bin_dir).resolve()),
+        "bin_dir": repo_relative(Path(args.bin_dir)),
         "server_cpus": args.server_cpus,
         "client_cpus": args.client_cpus,
         "server_cpu": args.server_cpus[0],   # the first of each, for readers of older runs
@@ -291,7 +301,7 @@ def main(argv=None) -> int:
         old = None
 
     plan = make_plan(settings)
-    bin_dir = Path(settings["bin_dir"])
+    bin_dir = REPO / settings["bin_dir"]   # relative to the checkout (an absolute path stays one)
     loadgen = bin_dir / "loadgen"
     server_cpus = settings.get("server_cpus") or [settings["server_cpu"]]
     client_cpus = settings.get("client_cpus") or [settings["client_cpu"]]

@@ -460,7 +460,7 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
         win = sampler.window(ra, rb)
         cost = _sampler_cost(readings, win)
         rec["server"] = {
-            "binary": str(srv.binary) if srv.binary else None, "argv": srv.argv,
+            "binary": _repo_relative(srv.binary) if srv.binary else None, "argv": srv.argv,
             "pid": srv.pid, "port": srv.port,
             "window": win.to_json(),
             "readings": {name: r.to_json() for name, r in readings},
@@ -506,6 +506,14 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
         ctx.current.clear()
         _cleanup_group(group, rec)
         workdir.cleanup()
+
+
+def _repo_relative(path: Path) -> str:
+    repo = registry.REGISTRY.parents[1]
+    try:
+        return str(Path(path).resolve().relative_to(repo))
+    except ValueError:
+        return str(path)
 
 
 def _cleanup_group(group, rec: dict) -> None:
@@ -640,6 +648,7 @@ def metrics(point: Point, rec: dict, res: LoadResult, res_aux: LoadResult | None
     span = max(win.end - win.start, 1e-9)
     given = cpu_given(rec)
     m["server_cpu_given"] = given
+    m["sampler_frac_of_core"] = (rec.get("server") or {}).get("sampler", {}).get("window_frac_of_core")
     m["server_ncpus"] = len(ctx.server_cpus or [0])
     m["window_span_s"] = round(span, 4)
     m["cpu_source"] = win.cpu_source
