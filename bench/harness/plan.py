@@ -107,10 +107,10 @@ PRESETS = {
                 "payload": [65536]},
         micro_min_time_s=0.01, micro_reps=1, budget_s=240, count_points=[]),
     # the default suite: every model in every headline chart, 3 interleaved repetitions (short
-    # windows: with ~27 models, three interleaved repetitions of 0.6 s beat two of 1 s on a VM
-    # whose drift, not its window length, makes most of the spread)
+    # windows: with ~27 models, three interleaved repetitions of 0.5 s beat two of 1 s on a VM
+    # whose drift, not its window length, makes most of the spread; leaves ~10 % of the budget)
     "default": Preset(
-        "default", reps=3, warmup_s=0.2, duration_s=0.6,
+        "default", reps=3, warmup_s=0.2, duration_s=0.5,
         points={"scale": [1, 100, 1000], "idle": [0, 1000, 10000], "churn": [10],
                 "latency": [50, 80, 110], "blocking": [0, 1], "cpu": [100],
                 "payload": [13, 1048576], "slowloris": [500]},
@@ -264,8 +264,8 @@ def estimate_point_s(point: Point, preset: Preset) -> float:
     per_conn = {"fork": 9e-4, "apache-prefork": 9e-4, "threads": 1.5e-4,
                 "py-threads": 2e-4}.get(point.model, 4e-5)
     est = start + preset.warmup_s + preset.duration_s + conns * per_conn
-    if point.model in PROCESS_PER_CONN:
-        est += conns * MEMORY_PASS_S_PER_PROC
+    if point.model in PROCESS_PER_CONN and conns > 50:
+        est += 1.3 * conns * MEMORY_PASS_S_PER_PROC + 0.3
     if point.experiment == "slowloris":
         est += 0.15
     if counts_syscalls(point, preset):
@@ -280,7 +280,7 @@ def counts_syscalls(point: Point, preset: Preset) -> bool:
 # Models whose tree holds a process per connection: the warm-up is stretched for their memory
 # reading (measured here: ~65 us of CPU per process for stat + smaps_rollup).
 PROCESS_PER_CONN = {"fork", "apache-prefork"}
-MEMORY_PASS_S_PER_PROC = 1e-4
+MEMORY_PASS_S_PER_PROC = 2.5e-4   # wall time; measured 0.1-0.6 ms on a busy machine
 
 
 CHARTS_S = 20.0   # charts and report at the end of a run

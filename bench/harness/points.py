@@ -74,7 +74,7 @@ class Context:
     git: dict = field(default_factory=dict)         # commit the points are measured at
     peaks: dict[tuple[str, int], float] = field(default_factory=dict)   # (model, rep) -> req/s
     current: list = field(default_factory=list)     # live child handles, for Ctrl-C clean-up
-    mem_s_per_proc: float = MEMORY_PASS_S_PER_PROC  # measured cost of a memory reading
+    mem_s_per_proc: float = MEMORY_PASS_S_PER_PROC  # measured wall time of a memory reading, per process
     count_syscalls: bool = True
 
     @property
@@ -332,15 +332,20 @@ def _tree_size(srv: Server, group) -> int:
     return len(procfs.process_tree(srv.pid))
 
 
-def _settle(srv: Server, group, until: float) -> None:
-    """Waits (until at most `until`) for a process-per-connection tree to stop growing: the
-    last connections of the set-up are still being forked when the generator's fds are open."""
-    prev = -1
+def _settle(srv: Server, group, want: int, until: float) -> None:
+    """Waits (until at most `until`) for a process-per-connection tree to hold `want`
+    processes: when the generator's connections are established the server may still be
+    accepting and forking the last of them. Stops early when the tree stopped growing for
+    0.3 s (connections the server refused or dropped never come)."""
+    prev, since = -1, time.monotonic()
     while time.monotonic() < until:
         n = _tree_size(srv, group)
-        if n == prev:
+        if n >= want:
             return
-        prev = n
+        if n != prev:
+            prev, since = n, time.monotonic()
+        elif time.monotonic() - since > 0.3:
+            return
         time.sleep(0.05)
 
 
@@ -400,8 +405,10 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
         # A process-per-connection tree needs a longer warm-up for its memory reading.
         conns = connections_of(point)
         warmup = ctx.preset.warmup_s
+        # (the reading's wall time per process as measured on earlier points: the idle counts
+        # ascend, so the small ones calibrate the big ones).
         if point.model in PROCESS_PER_CONN and conns > 50:
-            warmup += 1.5 * conns * ctx.mem_s_per_proc + 0.1
+            warmup += 1.3 * conns * ctx.mem_s_per_proc + 0.3
         duration = ctx.preset.duration_s
         rec["config"]["warmup_s"] = round(warmup, 3)
         lg = Loadgen(ctx.loadgen, srv.url(main_spec.path), main_spec, warmup, duration)
@@ -417,12 +424,21 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
 
         # M: memory, while every connection is held and nothing is timed.
         readings: list[tuple[str, sampler.Reading]] = []
-        if point.model in PROCESS_PER_CONN and conns > 1:
-            _settle(srv, group, until=t_setup + warmup * 0.5)
+        per_conn = point.model in PROCESS_PER_CONN and conns > 1
+        if per_conn:
+            _settle(srv, group, conns + 1, until=t_setup + warmup - 1.2 * conns * ctx.mem_s_per_proc)
         mem = reader.read(cpu=False, memory=True, ctxsw=False)
         readings.append(("memory", mem))
-        if mem.procs > 50 and mem.cost_s > 0:
-            ctx.mem_s_per_proc = max(mem.cost_s / mem.procs, 1e-5)
+        if per_conn and mem.procs < conns:
+            # Read before the server had forked a child for every connection: the memory of
+            # this point would be too small for its connection count.
+            mem.complete = False
+            rec["config"]["memory_note"] = (f"memory read with {mem.procs} processes for "
+                                            f"{conns} connections")
+        if mem.procs > 50:
+            ctx.mem_s_per_proc = max((mem.t1 - mem.t0) / mem.procs, 2e-5)
+        if mem.t1 > t_setup + warmup:
+            rec["config"]["memory_note"] = "the memory reading ran into the measured window"
         # A and B: CPU, inside the window, the load still running.
         t_a = t_setup + warmup + A_AFTER_S
         t_b = t_setup + warmup + duration - (B_BEFORE_S if duration > 0.3 else 0.25 * duration)
@@ -755,8 +771,10 @@ def flags(rec: dict, res: LoadResult, win: sampler.Window, mem: sampler.Reading,
         out.append("uncapped")   # a throughput point that should have been capped, and why not: cpu_cap.reason
     if m.get("server_cpu_s") is None:
         out.append("cpu-unmeasured")
-    if not mem.complete:
+    if not mem.complete and rec["experiment"] != "churn":   # churn's tree changes by design
         out.append("memory-incomplete")
+    if "ran into the measured window" in (rec["config"].get("memory_note") or ""):
+        out.append("memory-in-window")
     if (m.get("core_other_tasks") or 0) > CONTENDED_FRAC:
         out.append("contended")
     if m.get("idle_held") is not None and m["idle_held"] < (m.get("idle") or 0):
