@@ -447,10 +447,12 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
         # (bigger trees: the perf count of the syscall window, DESIGN §5).
         max_tasks = int(0.01 * duration / 2 / sampler.TASK_READ_S)
         _sleep_until(t_a)
-        ra = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu, max_tasks=max_tasks)
+        ra = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu, max_tasks=max_tasks,
+                         tasks_hint=mem.threads)
         readings.append(("A", ra))
         _sleep_until(t_b)
-        rb = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu, max_tasks=max_tasks)
+        rb = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu, max_tasks=max_tasks,
+                         tasks_hint=mem.threads)
         readings.append(("B", rb))
         res = lg.wait()
         res_aux = aux.wait() if aux else None
