@@ -325,6 +325,9 @@ def main(argv=None) -> int:
           f"planned time {fmt_time(est)}" + (f" (budget of preset {settings['preset']}: {fmt_time(budget)})"
                                              if budget else ""))
     cg = cgroupmod.probe()
+    stale = cgroupmod.remove_stale(cg)
+    if stale:
+        print(f"removed {len(stale)} empty cgroup(s) left by an interrupted run")
     cap = settings.get("cpu_cap")
     if cap and cg.version:
         cap_text = (f"throughput experiments capped at {cap[0]} us per {cap[1]} us "

@@ -98,6 +98,30 @@ def probe() -> Method:
     return m
 
 
+def remove_stale(method: Method) -> list[str]:
+    """Removes groups an interrupted harness left behind (cmbench-<pid>-... whose harness is
+    gone); they are empty once their servers exited. Returns the names removed."""
+    if method.version is None:
+        return []
+    removed = []
+    for base in {method.cpu_dir, method.acct_dir}:
+        if base is None:
+            continue
+        for d in base.glob("cmbench-*-*"):
+            try:
+                owner = int(d.name.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if owner == os.getpid() or Path(f"/proc/{owner}").exists():
+                continue
+            try:
+                d.rmdir()
+                removed.append(d.name)
+            except OSError:
+                pass   # still has tasks: leave it
+    return removed
+
+
 class Group:
     """One server's cgroup. `quota` is (quota_us, period_us) or None (accounting only)."""
 

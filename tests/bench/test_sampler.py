@@ -319,6 +319,48 @@ class CgroupCap(unittest.TestCase):
         self.assertIn("not root", m.reason)
 
 
+class CgroupFiles(unittest.TestCase):
+    """What the harness writes and reads, on a stand-in hierarchy in a temporary folder (the
+    real kernel files are exercised by CgroupCap; this covers the interface a fresh Debian 12
+    with cgroup v2 uses, which this v1 machine does not have)."""
+
+    def test_v2_cpu_max_and_usage(self):
+        with tempfile.TemporaryDirectory() as d:
+            root = Path(d)
+            (root / "cgroup.subtree_control").write_text("")
+            g = cgroup.Group(cgroup.Method("v2", None, root, root), "t", (1000, 2500))
+            gdir = g.dirs[0]
+            self.assertEqual((gdir / "cpu.max").read_text(), "1000 2500")
+            self.assertIn("+cpu", (root / "cgroup.subtree_control").read_text())
+            (gdir / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n"
+                                           "nr_periods 7\nnr_throttled 3\nthrottled_usec 42\n")
+            self.assertEqual(g.usage_ns(), 1_500_000)
+            self.assertEqual(g.user_sys_ns(), (1_000_000, 500_000))
+            self.assertEqual(g.throttled(), {"nr_periods": 7, "nr_throttled": 3, "throttled_ns": 42_000})
+            for f in gdir.iterdir():
+                f.unlink()
+            g.remove()
+            self.assertFalse(gdir.exists())
+            u = cgroup.Group(cgroup.Method("v2", None, root, root), "u", None)
+            self.assertEqual((u.dirs[0] / "cpu.max").read_text(), "max 100000")
+
+    def test_v1_quota_and_minimum(self):
+        with tempfile.TemporaryDirectory() as d:
+            cpu, acct = Path(d) / "cpu", Path(d) / "cpuacct"
+            cpu.mkdir()
+            acct.mkdir()
+            g = cgroup.Group(cgroup.Method("v1", None, cpu, acct), "t", (1000, 2500))
+            self.assertEqual((g.dirs[0] / "cpu.cfs_quota_us").read_text(), "1000")
+            self.assertEqual((g.dirs[0] / "cpu.cfs_period_us").read_text(), "2500")
+            self.assertEqual(len(g.dirs), 2, "v1 accounting lives in the cpuacct hierarchy")
+            (g.dirs[1] / "cpuacct.usage").write_text("123456789\n")
+            self.assertEqual(g.usage_ns(), 123456789)
+            with self.assertRaises(OSError):
+                cgroup.Group(cgroup.Method("v1", None, cpu, acct), "small", (500, 2500))
+            self.assertEqual(sorted(p.name for p in cpu.iterdir()), [g.dirs[0].name],
+                             "a group that could not be set up is removed again")
+
+
 class ContextSwitches(unittest.TestCase):
     def test_sleeping_counts_voluntary_switches(self):
         code = """
