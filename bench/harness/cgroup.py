@@ -114,6 +114,14 @@ def remove_stale(method: Method) -> list[str]:
                 continue
             if owner == os.getpid() or Path(f"/proc/{owner}").exists():
                 continue
+            # Processes a dead harness left in its own group are its servers: end them by PID.
+            for pid in (_read(d / "cgroup.procs") or "").split():
+                try:
+                    os.kill(int(pid), 9)
+                except (ProcessLookupError, ValueError):
+                    pass
+            if (_read(d / "cgroup.procs") or "").strip():
+                time.sleep(0.05)   # killed tasks leave the group a moment later
             try:
                 d.rmdir()
                 removed.append(d.name)
@@ -148,7 +156,7 @@ class Group:
                 d.mkdir()
                 made.append(d)
             self._set_quota()
-        except OSError:
+        except BaseException:   # Ctrl-C mid-creation too: leave no half-made group
             for d in reversed(made):
                 try:
                     d.rmdir()
@@ -231,6 +239,17 @@ class Group:
     def pids(self) -> list[int]:
         text = _read(self.dirs[0] / "cgroup.procs") or ""
         return [int(x) for x in text.split()]
+
+    def kill_all(self) -> list[int]:
+        """SIGKILLs, by PID, every process still in the group: only the harness puts processes
+        here (a server and its children), e.g. a server spawned just as Ctrl-C came."""
+        pids = self.pids()
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        return pids
 
     def remove(self, wait_s: float = 2.0) -> None:
         """Removes the group; it must be empty (the server and its children have exited)."""

@@ -368,14 +368,22 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
     rec["config"].update(notes)
 
     workdir = tempfile.TemporaryDirectory(prefix=f"cmbench-{point.model}-")
-    group = _cap_for(point, ctx, rec)
-    made = _make_server(point, ctx, group, workdir.name)
-    if isinstance(made, str):
-        rec["status"], rec["reason"] = "skipped", made
+    group = None
+    try:
+        group = _cap_for(point, ctx, rec)
+        made = _make_server(point, ctx, group, workdir.name)
+        if isinstance(made, str):
+            rec["status"], rec["reason"] = "skipped", made
+            return
+        _serve(point, ctx, rec, made, group, main_spec, aux_spec)
+    finally:
+        # Even when Ctrl-C lands mid-point: the server is stopped by then (_serve's finally).
         _cleanup_group(group, rec)
         workdir.cleanup()
-        return
-    srv = made
+
+
+def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec: LoadSpec,
+           aux_spec: LoadSpec | None) -> None:
     ctx.current.append(srv)
     slow_proc: subprocess.Popen | None = None
     system_before = _system_snapshot()
@@ -522,8 +530,6 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
                 rec["server"].setdefault("stop", info)
         srv.close()
         ctx.current.clear()
-        _cleanup_group(group, rec)
-        workdir.cleanup()
 
 
 def _repo_relative(path: Path) -> str:
@@ -537,6 +543,9 @@ def _repo_relative(path: Path) -> str:
 def _cleanup_group(group, rec: dict) -> None:
     if group is None:
         return
+    left = group.kill_all()   # normally none: the server and its children were stopped
+    if left:
+        rec.setdefault("notes", []).append(f"processes left in the server's cgroup, killed: {left}")
     try:
         group.remove()
     except OSError as e:
