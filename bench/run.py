@@ -25,7 +25,7 @@ from harness import meta as metamod  # noqa: E402
 from harness import micro as micromod  # noqa: E402
 from harness import plan as planmod  # noqa: E402
 from harness import points, registry, store, summary  # noqa: E402
-from harness.plan import EXPERIMENTS, MODELS, PEAK, PRESETS  # noqa: E402
+from harness.plan import EXPERIMENTS, PEAK, PRESETS  # noqa: E402
 
 
 def cpu_list(text: str) -> list[int]:

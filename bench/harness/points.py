@@ -746,7 +746,7 @@ def limited_by(m: dict, res: LoadResult) -> str | None:
     latency-bound: neither, the figure is set by round trips. None when the server's CPU could
     not be measured and the generator was not saturated."""
     frac = m.get("server_cpu_frac_of_given")
-    util, given = m.get("server_cpu_util"), m.get("server_cpu_given")
+    util = m.get("server_cpu_util")
     if frac is not None and frac >= SERVER_BOUND_FRAC:
         return "server-bound"
     # On a shared machine other tasks may take part of the server's CPUs. When those CPUs had
