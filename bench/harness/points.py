@@ -292,11 +292,14 @@ def _established_to(port: int) -> int | None:
     return p.stdout.count(b"\n")
 
 
-def _wait_setup(lg: Loadgen, sockets: int, port: int, limit_s: float) -> tuple[float, str]:
+def _wait_setup(lg: Loadgen, sockets: int, port: int, limit_s: float,
+                others: int = 0) -> tuple[float, str]:
     """When the generator has its connections (its set-up done and its warm-up started). Two
     cheap signals, polled only during set-up: its descriptor count reaches the sockets it
     opens, then that many of its connections to the server completed their handshake (the
-    loadgen's set-up waits for exactly that). Returns (time, how it was decided)."""
+    loadgen's set-up waits for exactly that; `others` more connections to the port belong to
+    other clients: slow clients, the blocking experiment's second loadgen). Returns (time, how
+    it was decided)."""
     want = sockets + 3   # stdin, stdout, stderr
     deadline = time.monotonic() + limit_s
     last, last_change = -1, time.monotonic()
@@ -316,7 +319,7 @@ def _wait_setup(lg: Loadgen, sockets: int, port: int, limit_s: float) -> tuple[f
             n = _established_to(port)
             if n is None:
                 return time.monotonic(), "descriptors open (ss unavailable)"
-            if n >= sockets:
+            if n >= sockets + others:
                 return time.monotonic(), "connections established"
         if n != last:
             last, last_change = n, now
@@ -427,7 +430,10 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
             aux.start()
         lg.start()
         sockets = (0 if main_spec.close else main_spec.connections) + main_spec.idle
-        t_setup, setup_how = _wait_setup(lg, sockets, srv.port, limit_s=30 + conns * 0.002)
+        others = (aux_spec.connections if aux_spec else 0) + \
+            int(((rec.get("slowloris") or {}).get("ready") or {}).get("connected") or 0)
+        t_setup, setup_how = _wait_setup(lg, sockets, srv.port, limit_s=30 + conns * 0.002,
+                                         others=others)
         rec["config"]["setup"] = {"seen_s": round(t_setup - lg.result.t_start, 4), "how": setup_how}
 
         # M: memory, while every connection is held and nothing is timed.

@@ -10,6 +10,7 @@ symlinks in a temporary bin directory:
   server-noready   never prints its ready line
   server-leaker    like good, but forks a child that ignores SIGTERM and outlives it
   server-nokernel  exits 3 with a one-line reason, like uring without io_uring (DESIGN §3)
+  server-refstyle  answers like nginx: the same status and body plus a Server header
   server-oldflags  like good, but rejects the deadline flags (exit 2), like a server built
                    before --idle-timeout/--header-timeout existed
 """
@@ -24,6 +25,8 @@ import sys
 import time
 
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
+            b"Hello, World!")
+REFSTYLE = (b"HTTP/1.1 200 OK\r\nServer: fake\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
             b"Hello, World!")
 BAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nWrong"
 
@@ -100,7 +103,7 @@ def main() -> int:
             while b"\r\n\r\n" in buf:
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 try:
-                    c.sendall(BAD if mode == "badprobe" else RESPONSE)
+                    c.sendall(BAD if mode == "badprobe" else REFSTYLE if mode == "refstyle" else RESPONSE)
                 except OSError:
                     break
             buffers[c] = buf

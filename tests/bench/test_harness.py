@@ -179,6 +179,33 @@ class CommandLine(unittest.TestCase):
                 self.assertTrue(r["reason"])
 
 
+class ReferenceServers(unittest.TestCase):
+    def test_started_from_argv_waited_for_by_port_probed_like_for_like(self):
+        from harness.server import Server, free_port
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), ["refstyle"])
+            port = free_port()
+            srv = Server("nginx", None, None, port=port,
+                         argv=[str(b / "server-refstyle"), "--port", str(port)])
+            try:
+                self.assertIsNone(srv.start())
+                self.assertIsNone(srv.probe(), "same status and body: like for like")
+                self.assertIn("differs from DESIGN", srv.notes[0])
+                self.assertIn(b"Server: fake", srv.probe_response)
+                stop = srv.stop()
+                self.assertTrue(stop["clean"], stop)
+            finally:
+                srv.close()
+            # One of our models must send exactly the contract's bytes.
+            own = Server("refstyle", b / "server-refstyle", None)
+            try:
+                self.assertIsNone(own.start())
+                self.assertIn("unexpected bytes", own.probe())
+                own.stop()
+            finally:
+                own.close()
+
+
 class Interrupt(unittest.TestCase):
     def test_ctrl_c_leaves_valid_folder_and_resume_completes(self):
         with tempfile.TemporaryDirectory() as d:
