@@ -179,6 +179,26 @@ class CommandLine(unittest.TestCase):
                 self.assertTrue(r["reason"])
 
 
+class NoCgroup(unittest.TestCase):
+    def test_uncapped_throughput_point_says_why(self):
+        from harness import cgroup
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), ["good"])
+            preset = plan.Preset("t", 1, 0.1, 0.5, {}, 0.01, 1)
+            ctx = points.Context(bin_dir=b, loadgen=b / "loadgen", preset=preset, server_cpus=None,
+                                 client_cpus=None, quota=(1000, 2500), count_syscalls=False,
+                                 cgroup=cgroup.Method(None, "not root: cannot create cgroups"))
+            rec = points.run_point(plan.Point("scale", "good", 2, 0), ctx)
+            self.assertEqual(rec["status"], "ok", rec["reason"])
+            self.assertIn("uncapped", rec["flags"])
+            self.assertIn("not root", rec["config"]["cpu_cap"]["reason"])
+            self.assertEqual(rec["metrics"]["cpu_source"], "proc", "CPU from /proc without a cgroup")
+            self.assertIsNotNone(rec["metrics"]["server_cpu_s"])
+            # A latency point is uncapped by design: no such flag.
+            rec = points.run_point(plan.Point("latency", "good", plan.PEAK, 0), ctx)
+            self.assertNotIn("uncapped", rec["flags"])
+
+
 class ReferenceServers(unittest.TestCase):
     def test_started_from_argv_waited_for_by_port_probed_like_for_like(self):
         from harness.server import Server, free_port
