@@ -49,6 +49,7 @@ from .server import Server, free_port
 SCHEMA = 2
 SERVER_BOUND_FRAC = 0.95   # the server used >= 95 % of the CPU it was given
 CLIENT_BOUND_FRAC = 0.90   # the generator used >= 90 % of its CPUs
+THROTTLED_BOUND_FRAC = 0.5  # capped: the quota stopped the server in >= half of its periods
 ERROR_LIMIT = 0.001
 CONTENDED_FRAC = 0.10      # other tasks used more than this share of the server's CPUs
 SAMPLER_COST_LIMIT = 0.02  # the harness's readings may cost at most 2 % of a core over a window
@@ -249,7 +250,7 @@ def _make_server(point: Point, ctx: Context, group, workdir: str) -> Server | st
         return Server(point.model, None, ctx.server_cpus, cgroup=group, argv=argv, port=port)
     binary = server_binary(ctx, point.model)
     if not binary.exists():
-        return f"binary not found: {binary} (not built on this machine)"
+        return f"binary not found: {_repo_relative(binary)} (not built on this machine)"
     return Server(point.model, binary, ctx.server_cpus, cgroup=group)
 
 
@@ -681,6 +682,7 @@ def metrics(point: Point, rec: dict, res: LoadResult, res_aux: LoadResult | None
     span = max(win.end - win.start, 1e-9)
     given = cpu_given(rec)
     m["server_cpu_given"] = given
+    m["throttled_frac"] = win.throttled_frac
     m["sampler_frac_of_core"] = (rec.get("server") or {}).get("sampler", {}).get("window_frac_of_core")
     m["server_ncpus"] = len(ctx.server_cpus or [0])
     m["window_span_s"] = round(span, 4)
@@ -754,6 +756,11 @@ def limited_by(m: dict, res: LoadResult) -> str | None:
     frac = m.get("server_cpu_frac_of_given")
     util = m.get("server_cpu_util")
     if frac is not None and frac >= SERVER_BOUND_FRAC:
+        return "server-bound"
+    # Capped: the quota stopped the server in most periods in which it ran, so it wanted more
+    # than it was given (it falls short of 95 % of the quota only because other tenants of a
+    # shared machine took part of some periods).
+    if util is not None and (m.get("throttled_frac") or 0) >= THROTTLED_BOUND_FRAC:
         return "server-bound"
     # On a shared machine other tasks may take part of the server's CPUs. When those CPUs had
     # no idle time left, the server could not have run more: it was CPU-bound too (such a point

@@ -60,6 +60,7 @@ class Reading:
     cgroup_cpu_ns: int | None = None
     cgroup_user_ns: int | None = None
     cgroup_sys_ns: int | None = None
+    throttle: dict | None = None    # the cgroup's nr_periods / nr_throttled / throttled_ns
     user_ticks: int | None = None
     sys_ticks: int | None = None
     ctx_vol: int | None = None      # None: not read (tree too big) or incomplete
@@ -195,6 +196,8 @@ class TreeReader:
             us = self.cgroup.user_sys_ns()
             if us:
                 r.cgroup_user_ns, r.cgroup_sys_ns = us
+            if self.cgroup.quota is not None:
+                r.throttle = self.cgroup.throttled()
         tcp = procfs.sockstat()
         r.tcp_mem_kib, r.sockets_used = tcp.get("tcp_mem_kib"), tcp.get("sockets_used")
         if self.cores:
@@ -286,6 +289,9 @@ class Window:
     core_other_tasks: float | None = None
     core_softirq: float | None = None
     core_steal: float | None = None
+    # Of the quota periods in which the server ran, the share in which the quota stopped it
+    # (capped points only): direct evidence that it wanted more CPU than it was given.
+    throttled_frac: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -340,6 +346,11 @@ def window(a: Reading, b: Reading, prefer_cgroup: bool = True) -> Window:
                          "switches incomplete, not reported")
     w = Window(start, end, cpu_s, source, user_s, sys_s, ctx_vol, ctx_invol,
                max(a.procs, b.procs), max(a.threads, b.threads), notes=notes)
+    if a.throttle and b.throttle:
+        periods = b.throttle.get("nr_periods", 0) - a.throttle.get("nr_periods", 0)
+        throttled = b.throttle.get("nr_throttled", 0) - a.throttle.get("nr_throttled", 0)
+        if periods > 0 and throttled >= 0:
+            w.throttled_frac = round(throttled / periods, 4)
     _core(w, a, b)
     return w
 

@@ -26,11 +26,11 @@ UNITS = {
     "tcp_mem_slope_kib_per_conn": "KiB/conn", "pss_intercept_kib": "KiB",
     "p99_ratio": "x", "ns_per_op": "ns", "core_other_tasks": "cores", "core_busy": "fraction",
     "model_kib": "KiB", "pss_total_slope_kib_per_conn": "KiB/conn", "server_cpu_frac_of_given": "fraction",
-    "lag_p99_us": "us", "sampler_frac_of_core": "fraction", "wait_p99_us": "us", "syscalls_per_req": "calls/req",
+    "lag_p99_us": "us", "sampler_frac_of_core": "fraction", "throttled_frac": "fraction", "wait_p99_us": "us", "syscalls_per_req": "calls/req",
 }
 
-_CPU = ["server_cpu_util", "server_cpu_frac_of_given", "client_cpu_frac", "core_other_tasks",
-        "sampler_frac_of_core"]
+_CPU = ["server_cpu_util", "server_cpu_frac_of_given", "throttled_frac", "client_cpu_frac",
+        "core_other_tasks", "sampler_frac_of_core"]
 METRICS = {
     "scale": ["rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req", "ctxsw_per_req", "pss_kib",
               "model_kib", "threads", "procs", *_CPU, "error_rate"],

@@ -226,6 +226,13 @@ class LimitedBy(unittest.TestCase):
         self.assertEqual(self.classify(server_cpu_frac_of_given=0.75, server_cpu_util=0.3,
                                        server_cpu_given=0.4, client_cpu_frac=0.2,
                                        core_other_tasks=0.1, core_busy=0.45), "latency-bound")
+        # Capped and throttled in most of its periods: it wanted more than its quota.
+        self.assertEqual(self.classify(server_cpu_frac_of_given=0.8, server_cpu_util=0.32,
+                                       server_cpu_given=0.4, client_cpu_frac=0.3,
+                                       core_busy=0.8, throttled_frac=0.65), "server-bound")
+        self.assertEqual(self.classify(server_cpu_frac_of_given=0.5, server_cpu_util=0.2,
+                                       server_cpu_given=0.4, client_cpu_frac=0.3,
+                                       core_busy=0.5, throttled_frac=0.1), "latency-bound")
         self.assertIsNone(self.classify(client_cpu_frac=0.2))
 
 
