@@ -46,6 +46,9 @@ from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS
                    Preset, connections_of, counts_syscalls)
 from .server import Server, free_port
 
+# Models that hold a thread per connection (their memory reading waits for the threads).
+THREAD_PER_CONN = {"threads", "py-threads"}
+
 SCHEMA = 2
 SERVER_BOUND_FRAC = 0.95   # the server used >= 95 % of the CPU it was given
 CLIENT_BOUND_FRAC = 0.90   # the generator used >= 90 % of its CPUs
@@ -330,20 +333,23 @@ def _wait_setup(lg: Loadgen, sockets: int, port: int, limit_s: float,
     return time.monotonic(), "set-up still running at its time limit"
 
 
-def _tree_size(srv: Server, group) -> int:
+def _tree_size(srv: Server, group, threads: bool) -> int:
+    if threads:   # a thread per connection: the root's thread count (one stat read)
+        st = procfs.proc_stat(srv.pid)
+        return st.num_threads if st else 0
     if group is not None:
         return len(group.pids())
     return len(procfs.process_tree(srv.pid))
 
 
-def _settle(srv: Server, group, want: int, until: float) -> None:
-    """Waits (until at most `until`) for a process-per-connection tree to hold `want`
-    processes: when the generator's connections are established the server may still be
-    accepting and forking the last of them. Stops early when the tree stopped growing for
-    0.3 s (connections the server refused or dropped never come)."""
+def _settle(srv: Server, group, want: int, until: float, threads: bool = False) -> None:
+    """Waits (until at most `until`) for a process- or thread-per-connection server to hold
+    `want` processes (threads): when the generator's connections are established the server
+    may still be accepting and forking the last of them. Stops early when the tree stopped
+    growing for 0.3 s (connections the server refused or dropped never come)."""
     prev, since = -1, time.monotonic()
     while time.monotonic() < until:
-        n = _tree_size(srv, group)
+        n = _tree_size(srv, group, threads)
         if n >= want:
             return
         if n != prev:
@@ -439,16 +445,22 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
 
         # M: memory, while every connection is held and nothing is timed.
         readings: list[tuple[str, sampler.Reading]] = []
-        per_conn = point.model in PROCESS_PER_CONN and conns > 1
-        if per_conn:
-            _settle(srv, group, conns + 1, until=t_setup + warmup - 1.2 * conns * ctx.mem_s_per_proc)
+        # (churn's children come and go by design: nothing to wait for)
+        held = conns > 1 and point.experiment != "churn"
+        per_proc = point.model in PROCESS_PER_CONN and held
+        per_thread = point.model in THREAD_PER_CONN and held
+        if per_proc or per_thread:
+            _settle(srv, group, conns + 1, threads=per_thread,
+                    until=t_setup + warmup - (1.2 * conns * ctx.mem_s_per_proc if per_proc else 0.05))
         mem = reader.read(cpu=False, memory=True, ctxsw=False)
         readings.append(("memory", mem))
-        if per_conn and mem.procs < conns:
-            # Read before the server had forked a child for every connection: the memory of
-            # this point would be too small for its connection count.
+        have = mem.procs if per_proc else mem.threads
+        if (per_proc or per_thread) and have < conns:
+            # Read before the server had a child (thread) for every connection: the memory
+            # of this point would be too small for its connection count.
             mem.complete = False
-            rec["config"]["memory_note"] = (f"memory read with {mem.procs} processes for "
+            rec["config"]["memory_note"] = (f"memory read with {have} "
+                                            f"{'processes' if per_proc else 'threads'} for "
                                             f"{conns} connections")
         if mem.procs > 50:
             ctx.mem_s_per_proc = max((mem.t1 - mem.t0) / mem.procs, 2e-5)
