@@ -62,7 +62,8 @@ class RealPoints(unittest.TestCase):
             left = min(given, 1.0 - (m["core_other_tasks"] or 0.0) - (m["core_softirq"] or 0.0))
             self.assertGreater(m["server_cpu_util"], 0.6 * left,
                                (use_cgroup, m["server_cpu_util"], m["core_other_tasks"]))
-            self.assertEqual(rec["limited_by"], "server-bound", (use_cgroup, m))
+            if (m["core_other_tasks"] or 0) < 0.1:   # a quiet machine: nothing else can limit it
+                self.assertEqual(rec["limited_by"], "server-bound", (use_cgroup, m))
             self.assertGreater(m["cpu_us_per_req"], 3.0, "a forked child per connection is not free")
             self.assertEqual(m["cpu_source"], "cgroup" if (use_cgroup and ctx.cgroup.version) else "proc")
             self.assertGreaterEqual(m["procs"], 101, "a process per connection")
