@@ -181,7 +181,8 @@ def blocking_ratios(runs: list[dict]) -> dict[str, list[float]]:
     """Per model and repetition: fast-request p99 with slow requests / without."""
     by: dict[tuple[str, int], dict] = defaultdict(dict)
     for r in ok_records(runs):
-        if r["experiment"] == "blocking" and r["param"] != PEAK:
+        # only loads the generator offered on schedule are data
+        if r["experiment"] == "blocking" and r["param"] != PEAK and on_schedule(r):
             by[(r["model"], int(r["rep"]))][float(r["param"])] = (r.get("metrics") or {}).get("p99_us")
     out: dict[str, list[float]] = defaultdict(list)
     for (model, _rep), d in by.items():

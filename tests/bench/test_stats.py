@@ -157,6 +157,9 @@ class SummaryTable(unittest.TestCase):
                 rec("blocking", "threads", 0, 0, p99_us=100), rec("blocking", "threads", 1, 0, p99_us=110)]
         r = summary.blocking_ratios(runs)
         self.assertAlmostEqual(r["epoll"][0], 15.0)
+        late = rec("blocking", "poll", 1, 0, p99_us=9000, flags=["beyond-generator"])
+        r = summary.blocking_ratios(runs + [rec("blocking", "poll", 0, 0, p99_us=100), late])
+        self.assertNotIn("poll", r, "a load not offered on schedule gives no ratio")
         self.assertAlmostEqual(r["threads"][0], 1.1)
 
     def test_micro_table_uses_cpu_time_except_real_time_cases(self):
