@@ -42,12 +42,11 @@ from .loadgen import Loadgen, LoadResult, LoadSpec
 from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS, BLOCKING_SLEEP_US,
                    BLOCKING_SLOW_CONNS, CAPPED_EXPERIMENTS, COUNT_WINDOW_S,
                    CPU_CONNS, FD_SETSIZE, IDLE_ACTIVE_CONNS, LATENCY_CONNS, MEMORY_PASS_S_PER_PROC,
-                   PAYLOAD_CONNS, PEAK, PROCESS_PER_CONN, SLOWLORIS_ACTIVE_CONNS, TIMEOUT_S, Point,
+                   MEMORY_PASS_S_PER_THREAD, PAYLOAD_CONNS, PEAK, PROCESS_PER_CONN,
+                   SLOWLORIS_ACTIVE_CONNS, THREAD_PER_CONN, TIMEOUT_S, Point,
                    Preset, connections_of, counts_syscalls)
 from .server import Server, free_port
 
-# Models that hold a thread per connection (their memory reading waits for the threads).
-THREAD_PER_CONN = {"threads", "py-threads"}
 
 SCHEMA = 2
 SERVER_BOUND_FRAC = 0.95   # the server used >= 95 % of the CPU it was given
@@ -79,6 +78,7 @@ class Context:
     peaks: dict[tuple[str, int], float] = field(default_factory=dict)   # (model, rep) -> req/s
     current: list = field(default_factory=list)     # live child handles, for Ctrl-C clean-up
     mem_s_per_proc: float = MEMORY_PASS_S_PER_PROC  # measured wall time of a memory reading, per process
+    mem_s_per_thread: float = MEMORY_PASS_S_PER_THREAD   # ... per thread of one process
     count_syscalls: bool = True
 
     @property
@@ -427,6 +427,8 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
         # ascend, so the small ones calibrate the big ones).
         if point.model in PROCESS_PER_CONN and conns > 50:
             warmup += 1.3 * conns * ctx.mem_s_per_proc + 0.3
+        elif point.model in THREAD_PER_CONN and conns > 50:
+            warmup += 1.3 * conns * ctx.mem_s_per_thread + 0.1
         duration = ctx.preset.duration_s
         rec["config"]["warmup_s"] = round(warmup, 3)
         lg = Loadgen(ctx.loadgen, srv.url(main_spec.path), main_spec, warmup, duration)
@@ -451,7 +453,8 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
         per_thread = point.model in THREAD_PER_CONN and held
         if per_proc or per_thread:
             _settle(srv, group, conns + 1, threads=per_thread,
-                    until=t_setup + warmup - (1.2 * conns * ctx.mem_s_per_proc if per_proc else 0.05))
+                    until=t_setup + warmup - 1.2 * conns * (ctx.mem_s_per_proc if per_proc
+                                                            else ctx.mem_s_per_thread))
         mem = reader.read(cpu=False, memory=True, ctxsw=False)
         readings.append(("memory", mem))
         have = mem.procs if per_proc else mem.threads
@@ -462,8 +465,10 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
             rec["config"]["memory_note"] = (f"memory read with {have} "
                                             f"{'processes' if per_proc else 'threads'} for "
                                             f"{conns} connections")
-        if mem.procs > 50:
+        if per_proc and mem.procs > 50:
             ctx.mem_s_per_proc = max((mem.t1 - mem.t0) / mem.procs, 2e-5)
+        elif per_thread and mem.threads > 50:
+            ctx.mem_s_per_thread = max((mem.t1 - mem.t0) / mem.threads, 5e-6)
         if mem.t1 > t_setup + warmup:
             rec["config"]["memory_note"] = "the memory reading ran into the measured window"
         # A and B: CPU, inside the window, the load still running.
