@@ -56,7 +56,7 @@ class EndToEnd(unittest.TestCase):
                "--bin-dir", str(BIN), "--out", str(cls.run_dir), "--models", ",".join(MODELS),
                "--reps", "1", "--warmup", "0.1", "--duration", "0.3",
                "--points", "scale=1,10", "--points", "idle=0,100,300", "--points", "latency=50,110",
-               "--points", "payload=13,65536", "--points", "slowloris=50",
+               "--points", "payload=13,65536", "--points", "slowloris=50", "--points", "cpu=100",
                "--micro-min-time", "0.002",
                "--micro-filter", "wait/(select|poll|epoll)/(1|100)$|spawn|parse/minimal|histogram"]
         t0 = time.monotonic()
