@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import procfs
+
 
 def fmt_duration(seconds: float) -> str:
     """10 -> '10s', 0.5 -> '500ms' (loadgen and wrk style)."""
@@ -137,7 +139,27 @@ class Loadgen:
                 except ProcessLookupError:
                     pass
                 killed = True
-            time.sleep(0.003)
+            # 20 ms: the harness shares the generator's core; polling faster would cost it.
+            time.sleep(0.02)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def running(self) -> bool:
+        """Still running (not exited). Reads /proc instead of poll(): poll() would reap the
+        process and lose the rusage that wait() reads with wait4."""
+        if self.proc is None or self.proc.returncode is not None:
+            return False
+        st = procfs.proc_stat(self.proc.pid)
+        return st is not None and st.state not in ("Z", "X")
+
+    def open_fds(self) -> int | None:
+        """How many descriptors the generator holds (its connections, once set up)."""
+        try:
+            return len(os.listdir(f"/proc/{self.proc.pid}/fd")) if self.proc else None
+        except OSError:
+            return None
 
     def kill(self) -> None:
         """Kill and reap the loadgen if it is still running (interrupted point)."""

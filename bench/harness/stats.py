@@ -72,6 +72,31 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, 
     return slope, intercept, r2
 
 
+MIN_FIT_POINTS = 3
+MIN_R2 = 0.9
+
+
+def supported_slope(xs: Sequence[float], ys: Sequence[float], min_points: int = MIN_FIT_POINTS,
+                    min_r2: float = MIN_R2) -> tuple[float, float, float] | str:
+    """A least-squares slope only where its points support it (DESIGN §5): at least
+    `min_points` distinct x values, r^2 >= min_r2, and not negative (memory does not shrink as
+    connections are added: a negative slope is noise). Returns (slope, intercept, r2), or the
+    reason it is not measurable."""
+    pts = [(float(x), float(y)) for x, y in zip(xs, ys) if x is not None and y is not None]
+    distinct = len({x for x, _ in pts})
+    if distinct < min_points:
+        return f"not measurable: {distinct} idle count(s), a slope needs {min_points}"
+    fit = linear_fit([x for x, _ in pts], [y for _, y in pts])
+    if fit is None:
+        return "not measurable: no fit"
+    slope, intercept, r2 = fit
+    if r2 < min_r2:
+        return f"not measurable: r2 {r2:.2f} < {min_r2} over {distinct} idle counts"
+    if slope < 0:
+        return f"not measurable: negative slope {slope:.3g} (noise) over {distinct} idle counts"
+    return fit
+
+
 def ranges_overlap(a: tuple[float | None, float | None], b: tuple[float | None, float | None]) -> bool:
     """True when two [min, max] ranges touch (a difference is not larger than the spreads)."""
     if None in a or None in b:

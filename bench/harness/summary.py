@@ -25,22 +25,30 @@ UNITS = {
     "slow_closed": "clients", "pss_slope_kib_per_conn": "KiB/conn",
     "tcp_mem_slope_kib_per_conn": "KiB/conn", "pss_intercept_kib": "KiB",
     "p99_ratio": "x", "ns_per_op": "ns", "core_other_tasks": "cores", "core_busy": "fraction",
+    "model_kib": "KiB", "pss_total_slope_kib_per_conn": "KiB/conn", "server_cpu_frac_of_given": "fraction",
+    "lag_p99_us": "us", "sampler_frac_of_core": "fraction", "throttled_frac": "fraction", "wait_p99_us": "us", "syscalls_per_req": "calls/req",
 }
 
+_CPU = ["server_cpu_util", "server_cpu_frac_of_given", "throttled_frac", "client_cpu_frac",
+        "core_other_tasks", "sampler_frac_of_core"]
 METRICS = {
     "scale": ["rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req", "ctxsw_per_req", "pss_kib",
-              "threads", "procs", "server_cpu_util", "client_cpu_frac", "core_other_tasks",
-              "error_rate"],
-    "idle": ["p99_us", "rps", "pss_kib", "rss_kib", "tcp_mem_kib", "threads", "procs", "error_rate"],
-    "churn": ["rps", "p99_us", "cpu_us_per_req", "ctxsw_per_req", "server_cpu_util", "error_rate"],
-    "latency": ["p50_us", "p99_us", "p999_us", "service_p99_us", "rps", "offered_rps",
-                "achieved_frac", "error_rate"],
-    "blocking": ["p99_us", "p50_us", "p999_us", "slow_p99_us", "rps", "offered_rps", "error_rate"],
-    "cpu": ["rps", "p99_us", "cpu_us_per_req", "ctxsw_per_req", "server_cpu_util", "error_rate"],
-    "payload": ["payload_mb_s", "rps", "p99_us", "cpu_us_per_req", "error_rate"],
-    "slowloris": ["p99_us", "rps", "slow_alive", "slow_closed", "error_rate"],
+              "model_kib", "threads", "procs", *_CPU, "error_rate"],
+    "idle": ["p99_us", "rps", "model_kib", "pss_kib", "rss_kib", "tcp_mem_kib", "threads", "procs",
+             "cpu_us_per_req", *_CPU, "error_rate"],
+    "churn": ["rps", "p99_us", "cpu_us_per_req", "ctxsw_per_req", *_CPU, "error_rate"],
+    "latency": ["p50_us", "p99_us", "p999_us", "service_p99_us", "lag_p99_us", "wait_p99_us", "rps",
+                "offered_rps", "achieved_frac", *_CPU, "error_rate"],
+    "blocking": ["p99_us", "p50_us", "p999_us", "slow_p99_us", "lag_p99_us", "rps", "offered_rps",
+                 *_CPU, "error_rate"],
+    "cpu": ["rps", "p99_us", "cpu_us_per_req", "ctxsw_per_req", *_CPU, "error_rate"],
+    "payload": ["payload_mb_s", "rps", "p99_us", "cpu_us_per_req", *_CPU, "error_rate"],
+    "slowloris": ["p99_us", "rps", "slow_alive", "slow_closed", *_CPU, "error_rate"],
 }
-PEAK_METRICS = ["rps", "p99_us", "error_rate"]
+PEAK_METRICS = ["rps", "p99_us", *_CPU, "error_rate"]
+# Open-loop experiments: a repetition the generator could not offer on schedule is not data.
+SCHEDULED = {"latency", "blocking"}
+BEYOND = "beyond what one generator core can offer here"
 
 # The figures compare.py and the spread flags look at first.
 HEADLINE = {
@@ -70,8 +78,26 @@ def group(runs: list[dict]) -> dict[tuple, list[dict]]:
     return g
 
 
+def on_schedule(r: dict) -> bool:
+    """An open-loop record whose load the generator offered on schedule (its own lateness, not
+    waiting for the server, decides: loadgen's generator_limited)."""
+    return not (r.get("loadgen") or {}).get("generator_limited") and \
+        "beyond-generator" not in (r.get("flags") or [])
+
+
 def metric_values(records: list[dict], metric: str) -> list[float]:
     return stats.clean((r.get("metrics") or {}).get(metric) for r in records if r.get("status") == "ok")
+
+
+def dynamic_metrics(records: list[dict]) -> list[str]:
+    """syscall_<name>_per_req and syscalls_per_req, as the syscall counter reported them."""
+    names = set()
+    for r in records:
+        for k in (r.get("metrics") or {}):
+            if k.startswith("syscall") and k.endswith("_per_req"):
+                names.add(k)
+    return (["syscalls_per_req"] if "syscalls_per_req" in names else []) + \
+        sorted(n for n in names if n != "syscalls_per_req")
 
 
 def _status(records: list[dict]) -> str:
@@ -115,32 +141,39 @@ def _row(experiment, model, param, metric, values, status, flags, note) -> dict:
 # --- figures across points ---------------------------------------------------------------
 
 def idle_slopes(runs: list[dict]) -> dict[str, dict]:
-    """Per model: the least-squares slope of server PSS (and of kernel TCP memory) against the
-    number of idle connections, fitted per repetition over that repetition's idle points;
-    median and range over repetitions."""
-    per: dict[str, dict[int, list[tuple[int, float, float]]]] = defaultdict(lambda: defaultdict(list))
+    """Per model: memory per idle connection, the least-squares slope of the server tree's
+    Pss_Anon + Pss_Shmem (read while the generator held the connections) against the idle
+    connections it held, fitted per repetition over that repetition's idle counts; the total
+    Pss slope and the kernel's TCP memory slope (sockstat, read at the same moment) beside it.
+    A fit that its points do not support (stats.supported_slope: < 3 counts, r2 < 0.9,
+    negative) is not a number: its reason is kept instead. Returns, per model and metric,
+    {"values": [...], "reasons": [...]}."""
+    per: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in ok_records(runs):
         if r["experiment"] != "idle":
             continue
-        m = r.get("metrics") or {}
-        if m.get("pss_kib") is None:
-            continue
-        per[r["model"]][int(r["rep"])].append((int(r["param"]), float(m["pss_kib"]),
-                                               float(m.get("tcp_mem_kib") or 0.0)))
-    out = {}
+        m = dict(r.get("metrics") or {})
+        # x: the idle connections the generator really held (loadgen says when it held fewer).
+        m["_x"] = m["idle_held"] if m.get("idle_held") is not None else int(r["param"])
+        per[r["model"]][int(r["rep"])].append(m)
+    out: dict[str, dict] = {}
     for model, reps in per.items():
-        pss_slopes, tcp_slopes, intercepts = [], [], []
-        for pts in reps.values():
-            fit = stats.linear_fit([p[0] for p in pts], [p[1] for p in pts])
-            if fit:
-                pss_slopes.append(fit[0])
-                intercepts.append(fit[1])
-            tfit = stats.linear_fit([p[0] for p in pts], [p[2] for p in pts])
-            if tfit:
-                tcp_slopes.append(tfit[0])
-        if pss_slopes:
-            out[model] = {"pss_slope_kib_per_conn": pss_slopes, "tcp_mem_slope_kib_per_conn": tcp_slopes,
-                          "pss_intercept_kib": intercepts}
+        res: dict[str, dict] = {k: {"values": [], "reasons": []} for k in
+                                ("pss_slope_kib_per_conn", "pss_total_slope_kib_per_conn",
+                                 "tcp_mem_slope_kib_per_conn")}
+        for ms in reps.values():
+            held = [m["_x"] for m in ms]
+            for metric, key in (("pss_slope_kib_per_conn", "model_kib"),
+                                ("pss_total_slope_kib_per_conn", "pss_kib"),
+                                ("tcp_mem_slope_kib_per_conn", "tcp_mem_kib")):
+                pts = [(x, m.get(key)) for x, m in zip(held, ms)
+                       if x is not None and m.get(key) is not None and m.get("memory_complete", True)]
+                fit = stats.supported_slope([p[0] for p in pts], [p[1] for p in pts])
+                if isinstance(fit, str):
+                    res[metric]["reasons"].append(fit)
+                else:
+                    res[metric]["values"].append(fit[0])
+        out[model] = res
     return out
 
 
@@ -148,7 +181,8 @@ def blocking_ratios(runs: list[dict]) -> dict[str, list[float]]:
     """Per model and repetition: fast-request p99 with slow requests / without."""
     by: dict[tuple[str, int], dict] = defaultdict(dict)
     for r in ok_records(runs):
-        if r["experiment"] == "blocking" and r["param"] != PEAK:
+        # only loads the generator offered on schedule are data
+        if r["experiment"] == "blocking" and r["param"] != PEAK and on_schedule(r):
             by[(r["model"], int(r["rep"]))][float(r["param"])] = (r.get("metrics") or {}).get("p99_us")
     out: dict[str, list[float]] = defaultdict(list)
     for (model, _rep), d in by.items():
@@ -223,16 +257,43 @@ def rows(runs: list[dict], micro: dict | None = None) -> list[dict]:
                         "n": 0, "median": None, "min": None, "max": None, "spread_pct": None,
                         "status": status, "flags": ";".join(flags), "note": note})
             continue
+        if exp in SCHEDULED and param != PEAK:
+            late = [r for r in recs if r.get("status") == "ok" and not on_schedule(r)]
+            recs = [r for r in recs if r.get("status") != "ok" or on_schedule(r)]
+            if late and not any(r.get("status") == "ok" for r in recs):
+                lag = stats.median((r.get("metrics") or {}).get("lag_p99_us") for r in late)
+                offered = stats.median((r.get("metrics") or {}).get("offered_rps") for r in late)
+                out.append({"experiment": exp, "model": model, "param": param, "metric": "",
+                            "unit": "", "n": 0, "median": None, "min": None, "max": None,
+                            "spread_pct": None, "status": "skipped",
+                            "flags": ";".join(sorted(set(flags) | {"beyond-generator"})),
+                            "note": f"{BEYOND}: {offered:.0f} req/s offered, generator lag p99 "
+                                    f"{(lag or 0) / 1000:.2f} ms in {len(late)} repetition(s)"
+                            if offered else BEYOND})
+                continue
+            if late:
+                note = (note + " | " if note else "") + \
+                    f"{len(late)} repetition(s) {BEYOND}: left out"
+                flags = sorted(set(flags) | {"partly-beyond-generator"})
+            status = "ok" if all(r.get("status") == "ok" for r in recs) else "partial"
         metrics = PEAK_METRICS if param == PEAK else METRICS.get(exp, ["rps", "p99_us"])
-        for metric in metrics:
+        for metric in metrics + dynamic_metrics(recs):
             vals = metric_values(recs, metric)
             if not vals:
                 continue
             out.append(_row(exp, model, param, metric, vals, status, flags, note))
     for model, d in sorted(idle_slopes(runs).items()):
-        for metric, vals in d.items():
-            if vals:
-                out.append(_row("idle", model, "slope", metric, vals, "ok", [], ""))
+        for metric, got in d.items():
+            reasons = sorted(set(got["reasons"]))
+            if got["values"]:
+                fl = ["not-measurable-in-some-reps"] if reasons else []
+                out.append(_row("idle", model, "slope", metric, got["values"], "ok", fl,
+                                " | ".join(reasons)))
+            else:
+                out.append({"experiment": "idle", "model": model, "param": "slope", "metric": metric,
+                            "unit": UNITS.get(metric, ""), "n": 0, "median": None, "min": None,
+                            "max": None, "spread_pct": None, "status": "skipped",
+                            "flags": "not-measurable", "note": " | ".join(reasons)})
     for model, vals in sorted(blocking_ratios(runs).items()):
         out.append(_row("blocking", model, "impact", "p99_ratio", vals, "ok", [], ""))
     for (grp, case, arg), vals in sorted(micro_table(micro).items()):

@@ -9,6 +9,10 @@ symlinks in a temporary bin directory:
   server-badprobe  answers GET / with a wrong body
   server-noready   never prints its ready line
   server-leaker    like good, but forks a child that ignores SIGTERM and outlives it
+  server-nokernel  exits 3 with a one-line reason, like uring without io_uring (DESIGN §3)
+  server-refstyle  answers like nginx: the same status and body plus a Server header
+  server-oldflags  like good, but rejects the deadline flags (exit 2), like a server built
+                   before --idle-timeout/--header-timeout existed
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ import time
 
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
             b"Hello, World!")
+REFSTYLE = (b"HTTP/1.1 200 OK\r\nServer: fake\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
+            b"Hello, World!")
 BAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nWrong"
 
 
@@ -32,7 +38,14 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--backlog", type=int, default=4096)
     ap.add_argument("--crash-after", type=float, default=0.4)
+    if mode != "oldflags":
+        ap.add_argument("--idle-timeout", default="75s")
+        ap.add_argument("--header-timeout", default="60s")
     a = ap.parse_args()
+    if mode == "nokernel":
+        print("server-nokernel: io_uring is not available (io_uring_setup: ENOSYS)",
+              file=sys.stderr, flush=True)
+        return 3
     stop = False
 
     def on_term(*_):
@@ -90,7 +103,7 @@ def main() -> int:
             while b"\r\n\r\n" in buf:
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 try:
-                    c.sendall(BAD if mode == "badprobe" else RESPONSE)
+                    c.sendall(BAD if mode == "badprobe" else REFSTYLE if mode == "refstyle" else RESPONSE)
                 except OSError:
                     break
             buffers[c] = buf

@@ -31,14 +31,16 @@ LOADGEN_KEYS = {"url", "mode", "connections", "threads", "duration_s", "rate", "
                 "generator_limited", "histogram", "timeline", "cpu_s"}
 PCT_KEYS = {"min", "mean", "p50", "p90", "p99", "p999", "p9999", "max"}
 RECORD_KEYS = {"schema", "experiment", "model", "param", "rep", "label", "status", "reason",
-               "started_utc", "wall_s", "config", "loadgen", "loadgen_aux", "client", "server",
-               "system", "slowloris", "metrics", "flags"}
-WINDOW_KEYS = {"start", "end", "cpu_s", "user_s", "sys_s", "ctx_vol", "ctx_invol", "procs_max",
-               "threads_max", "rss_kib_max", "pss_kib_max", "tcp_mem_kib_max", "samples_in_window"}
-SAMPLE_KEYS = {"t", "procs", "threads", "cpu_ns", "user_ticks", "sys_ticks", "ctx_vol", "ctx_invol",
-               "rss_kib", "pss_kib", "tcp_mem_kib"}
+               "started_utc", "git", "wall_s", "config", "loadgen", "loadgen_aux", "client", "server",
+               "system", "slowloris", "syscalls", "metrics", "limited_by", "flags"}
+WINDOW_KEYS = {"start", "end", "cpu_s", "cpu_source", "user_s", "sys_s", "ctx_vol", "ctx_invol",
+               "procs_max", "threads_max", "notes"}
+READING_KEYS = {"t0", "t1", "what", "complete", "vanished", "procs", "threads", "cost_s",
+                "cgroup_cpu_ns", "tree_cpu_ns", "pss_kib", "model_kib", "pss_anon_kib",
+                "pss_shmem_kib", "tcp_mem_kib"}
 META_KEYS = {"cpu", "kernel", "build", "git", "governor", "mitigations", "perf", "pinning", "limits",
-             "tools", "settings", "plan", "complete", "wall_s"}
+             "tools", "settings", "plan", "complete", "wall_s", "cpu_cap"}
+LIMITS = {"server-bound", "client-bound", "latency-bound"}
 
 
 class EndToEnd(unittest.TestCase):
@@ -53,8 +55,8 @@ class EndToEnd(unittest.TestCase):
         cmd = [sys.executable, str(REPO / "bench" / "run.py"), "--preset", "quick",
                "--bin-dir", str(BIN), "--out", str(cls.run_dir), "--models", ",".join(MODELS),
                "--reps", "1", "--warmup", "0.1", "--duration", "0.3",
-               "--points", "scale=1,10", "--points", "idle=0,100", "--points", "latency=50,110",
-               "--points", "payload=13,65536", "--points", "slowloris=50",
+               "--points", "scale=1,10", "--points", "idle=0,100,300", "--points", "latency=50,110",
+               "--points", "payload=13,65536", "--points", "slowloris=50", "--points", "cpu=100",
                "--micro-min-time", "0.002",
                "--micro-filter", "wait/(select|poll|epoll)/(1|100)$|spawn|parse/minimal|histogram"]
         t0 = time.monotonic()
@@ -79,6 +81,13 @@ class EndToEnd(unittest.TestCase):
         self.assertTrue(meta["complete"])
         self.assertEqual(meta["pinning"]["server_cpu"], 0)
         self.assertEqual(meta["pinning"]["client_cpu"], 1)
+        self.assertEqual(meta["pinning"]["server_cpus"], [0])
+        self.assertEqual(meta["pinning"]["client_cpus"], [1])
+        cap = meta["cpu_cap"]
+        self.assertIn("method", cap)
+        self.assertEqual(cap["applied"], cap["cgroup"]["version"] is not None, cap)
+        if not cap["applied"]:
+            self.assertTrue(cap["reason"])
         self.assertIn("model", meta["cpu"])
         self.assertIn("compiler", meta["build"])
         self.assertIn("commit", meta["git"])
@@ -105,17 +114,34 @@ class EndToEnd(unittest.TestCase):
             self.assertLessEqual(PCT_KEYS, set(r["loadgen"]["latency_us"]))
             self.assertGreater(r["loadgen"]["requests"], 0)
             self.assertLessEqual(WINDOW_KEYS, set(r["server"]["window"]))
-            self.assertGreater(len(r["server"]["samples"]), 1)
-            self.assertLessEqual(SAMPLE_KEYS, set(r["server"]["samples"][0]))
+            self.assertEqual(set(r["server"]["readings"]), {"memory", "A", "B"})
+            for reading in r["server"]["readings"].values():
+                self.assertLessEqual(READING_KEYS, set(reading), READING_KEYS - set(reading))
+            # The readings: memory in the warm-up, A and B inside the window, the load running.
+            rd = r["server"]["readings"]
+            self.assertLess(rd["memory"]["t1"], rd["B"]["t0"])
+            self.assertLess(rd["A"]["t1"], rd["B"]["t0"])
+            self.assertNotIn("reading-after-load", r["flags"], r["label"])
+            self.assertIn("window_frac_of_core", r["server"]["sampler"])
+            self.assertIn(r["limited_by"], LIMITS, r["label"])
+            self.assertEqual(r["flags"][0], r["limited_by"])
+            self.assertTrue(r["git"]["commit"])
             self.assertIn("tcp_mem_kib", r["system"]["before"])
             self.assertIn("MemAvailable_kib", r["system"]["after"])
-            for key in ("rps", "p99_us", "cpu_us_per_req", "ctxsw_per_req", "pss_kib", "client_cpu_frac"):
+            for key in ("rps", "p99_us", "cpu_us_per_req", "ctxsw_per_req", "pss_kib", "model_kib",
+                        "client_cpu_frac", "server_cpu_given", "server_cpu_frac_of_given"):
                 self.assertIn(key, r["metrics"], r["label"])
+            cap = r["config"]["cpu_cap"]
+            if cap["method"] and r["experiment"] in ("scale", "idle", "churn", "cpu", "payload"):
+                self.assertEqual(cap["share"], 0.4, r["label"])
+            if r["experiment"] in ("latency", "blocking", "slowloris") or r["param"] == "peak":
+                self.assertIsNone(cap["share"], r["label"])
         ok = {(r["experiment"], r["model"], str(r["param"])) for r in runs if r["status"] == "ok"}
         for m in MODELS:   # the basics must have worked for both models
             for p in ("1", "10"):
                 self.assertIn(("scale", m, p), ok)
             self.assertIn(("idle", m, "100"), ok)
+            self.assertIn(("idle", m, "300"), ok)
         threads10 = next(r for r in runs if r["label"] == "scale threads c=10")
         self.assertGreaterEqual(threads10["metrics"]["threads"], 11, "a thread per connection")
         self.assertGreater(threads10["metrics"]["server_cpu_s"], 0)
@@ -128,13 +154,23 @@ class EndToEnd(unittest.TestCase):
         self.assertTrue(rows)
         for r in rows:
             self.assertIn(r["status"], ("ok", "partial", "skipped", "failed"))
-            if r["metric"]:
+            if r["status"] in ("skipped", "failed"):
+                self.assertTrue(r["note"], r)   # a figure left out says why
+            elif r["metric"]:
                 float(r["median"])
                 self.assertLessEqual(float(r["min"]), float(r["median"]))
                 self.assertLessEqual(float(r["median"]), float(r["max"]))
         metrics = {(r["experiment"], r["metric"]) for r in rows}
         self.assertIn(("scale", "rps"), metrics)
         self.assertIn(("idle", "pss_slope_kib_per_conn"), metrics)
+        slope = {r["model"]: r for r in rows if r["metric"] == "pss_slope_kib_per_conn"}
+        self.assertGreater(float(slope["threads"]["median"]), 4, slope["threads"])   # a stack each
+        for r in slope.values():
+            if r["median"]:
+                self.assertGreaterEqual(float(r["median"]), 0)
+        for r in rows:   # every load point says what limited it
+            if r["experiment"] in ("scale", "churn") and r["metric"] == "rps":
+                self.assertTrue(LIMITS & set(r["flags"].split(";")), r)
         self.assertIn(("micro", "ns_per_op"), metrics)
 
     def test_micro_json(self):

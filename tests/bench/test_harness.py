@@ -42,15 +42,20 @@ class Faults(unittest.TestCase):
     def test_bad_servers_are_recorded_and_the_run_goes_on(self):
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
-            b = make_bin(tmp, ["good", "crash", "badprobe", "noready", "leaker"])
+            b = make_bin(tmp, ["good", "crash", "badprobe", "noready", "leaker", "nokernel", "oldflags"])
             out = tmp / "run"
-            p = run_harness(tmp, b, "--out", str(out), "--models", "good,crash,badprobe,noready,leaker,missing",
+            p = run_harness(tmp, b, "--out", str(out), "--models",
+                            "good,crash,badprobe,noready,leaker,uring,nokernel,oldflags",
                             "--experiments", "scale", "--points", "scale=2", "--reps", "1",
                             "--warmup", "0.1", "--duration", "0.8")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             runs = {r["model"]: r for r in store.load_runs(out / store.RUNS)}
-            self.assertEqual(set(runs), {"good", "crash", "badprobe", "noready", "leaker", "missing"})
+            self.assertEqual(set(runs), {"good", "crash", "badprobe", "noready", "leaker", "uring",
+                                         "nokernel", "oldflags"})
             self.assertEqual(runs["good"]["status"], "ok")
+            self.assertEqual(runs["good"]["server"]["notes"], [], "good takes the deadline flags")
+            self.assertIn(runs["good"]["limited_by"], ("server-bound", "client-bound", "latency-bound"))
+            self.assertTrue(runs["good"]["git"]["commit"])
             self.assertTrue(runs["good"]["server"]["stop"]["clean"])
             self.assertGreater(runs["good"]["metrics"]["requests"], 0)
             self.assertEqual(runs["crash"]["status"], "failed")
@@ -60,8 +65,13 @@ class Faults(unittest.TestCase):
             self.assertIn("probe got unexpected bytes", runs["badprobe"]["reason"])
             self.assertEqual(runs["noready"]["status"], "failed")
             self.assertIn("no ready line", runs["noready"]["reason"])
-            self.assertEqual(runs["missing"]["status"], "failed")
-            self.assertIn("binary not found", runs["missing"]["reason"])
+            # Not built here, or the kernel lacks the mechanism: a skip with the reason.
+            self.assertEqual(runs["uring"]["status"], "skipped")   # in the registry, not built
+            self.assertIn("binary not found", runs["uring"]["reason"])
+            self.assertEqual(runs["nokernel"]["status"], "skipped")
+            self.assertIn("io_uring is not available", runs["nokernel"]["reason"])
+            self.assertEqual(runs["oldflags"]["status"], "ok")
+            self.assertIn("rejected --idle-timeout", runs["oldflags"]["server"]["notes"][0])
             leak = runs["leaker"]
             self.assertIn("unclean-exit", leak["flags"])
             self.assertEqual(len(leak["server"]["stop"]["leftover"]), 1)
@@ -74,7 +84,7 @@ class Faults(unittest.TestCase):
             self.assertTrue(meta["complete"])
             table = summary.read_csv((out / store.SUMMARY).read_text())
             failed = {r["model"] for r in table if r["status"] == "failed"}
-            self.assertEqual(failed, {"crash", "badprobe", "noready", "missing"})
+            self.assertEqual(failed, {"crash", "badprobe", "noready"})
 
 
 class SkipRules(unittest.TestCase):
@@ -96,6 +106,124 @@ class SkipRules(unittest.TestCase):
         self.assertIsNone(points.skip_reason(plan.Point("scale", "epoll", 10000, 0), small))
         few_fds = dict(self.LIMITS, nofile=1024)
         self.assertIn("ulimit -n", points.skip_reason(plan.Point("scale", "epoll", 5000, 0), few_fds))
+
+
+class CommandLine(unittest.TestCase):
+    def test_cpu_lists(self):
+        sys.path.insert(0, str(REPO / "bench"))
+        import run
+        self.assertEqual(run.cpu_list("0"), [0])
+        self.assertEqual(run.cpu_list("0-1"), [0, 1])
+        self.assertEqual(run.cpu_list("2,3"), [2, 3])
+        self.assertEqual(run.cpu_list("0-1,4"), [0, 1, 4])
+        for bad in ("", "x", "3-1", "-1"):
+            with self.assertRaises(Exception, msg=bad):
+                run.cpu_list(bad)
+        self.assertEqual(run.cpu_cap("1000/2500"), (1000, 2500))
+        self.assertIsNone(run.cpu_cap("off"))
+        with self.assertRaises(Exception):
+            run.cpu_cap("500/2500")   # cgroup v1 refuses quotas under 1000 us
+
+    def test_groups_expand_and_unknown_models_are_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), ["good"])
+            p = run_harness(Path(d), b, "--dry-run", "--models", "card,good", "--experiments", "scale")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("8 models", p.stdout)   # the seven of the card, plus a built stand-in
+            p = run_harness(Path(d), b, "--dry-run", "--models", "epol")
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("unknown model or group: epol", p.stderr)
+            p = run_harness(Path(d), b, "--dry-run", "--server-cpus", "0-1", "--client-cpus", "1")
+            self.assertIn("overlap", p.stderr)
+
+    def test_every_preset_fits_its_budget_with_every_registry_model(self):
+        # issue 7 item 7: quick <= 4 min, default <= 30 min, full <= 2 h on this 2-core machine
+        from harness import registry
+        for name, preset in plan.PRESETS.items():
+            pl = plan.build(preset, registry.NAMES, plan.EXPERIMENTS, preset.reps)
+            est = sum(plan.estimate_point_s(p, preset) for p in pl.points) + \
+                plan.estimate_micro_s(preset) + plan.CHARTS_S
+            self.assertLessEqual(est, preset.budget_s, f"{name}: {est:.0f} s")
+            limit = {"quick": 240, "default": 1800, "full": 7200}[name]
+            self.assertLessEqual(preset.budget_s, limit)
+            # every model appears in every experiment it can serve (headline charts complete)
+            for m in registry.MODELS:
+                exps = {p.experiment for p in pl.points if p.model == m.name}
+                want = {e for e in plan.LOAD_EXPERIMENTS if preset.points.get(e) and plan.serves(m.name, e)}
+                self.assertEqual(exps, want, (name, m.name))
+
+    def test_select_gets_three_idle_counts_below_fd_setsize(self):
+        for name, preset in plan.PRESETS.items():
+            pl = plan.build(preset, ["select", "epoll"], ["idle"], 1)
+            counts = [p.param for p in pl.points if p.model == "select"]
+            self.assertGreaterEqual(len(counts), 3, (name, counts))
+            self.assertLess(max(counts) + plan.IDLE_ACTIVE_CONNS + 16, plan.FD_SETSIZE)
+            for p in pl.points:
+                self.assertIsNone(points.skip_reason(p, SkipRules.LIMITS) if p.model == "select" else None)
+
+    def test_reference_rows_only_in_static_experiments_and_skipped_with_reason(self):
+        pl = plan.build(plan.PRESETS["quick"], ["nginx"], plan.EXPERIMENTS, 1)
+        self.assertEqual({p.experiment for p in pl.points},
+                         {"scale", "idle", "churn", "latency", "payload"} & set(plan.PRESETS["quick"].points))
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), [])
+            out = Path(d) / "run"
+            p = run_harness(Path(d), b, "--out", str(out), "--models", "nginx", "--experiments", "scale",
+                            "--points", "scale=2", "--reps", "1")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            (r,) = store.load_runs(out / store.RUNS)
+            # Not installed (or the reference module not merged): a skip that says why, never a
+            # failure; installed: a measured point.
+            self.assertIn(r["status"], ("skipped", "ok"), r.get("reason"))
+            if r["status"] == "skipped":
+                self.assertTrue(r["reason"])
+
+
+class NoCgroup(unittest.TestCase):
+    def test_uncapped_throughput_point_says_why(self):
+        from harness import cgroup
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), ["good"])
+            preset = plan.Preset("t", 1, 0.1, 0.5, {}, 0.01, 1)
+            ctx = points.Context(bin_dir=b, loadgen=b / "loadgen", preset=preset, server_cpus=None,
+                                 client_cpus=None, quota=(1000, 2500), count_syscalls=False,
+                                 cgroup=cgroup.Method(None, "not root: cannot create cgroups"))
+            rec = points.run_point(plan.Point("scale", "good", 2, 0), ctx)
+            self.assertEqual(rec["status"], "ok", rec["reason"])
+            self.assertIn("uncapped", rec["flags"])
+            self.assertIn("not root", rec["config"]["cpu_cap"]["reason"])
+            self.assertEqual(rec["metrics"]["cpu_source"], "proc", "CPU from /proc without a cgroup")
+            self.assertIsNotNone(rec["metrics"]["server_cpu_s"])
+            # A latency point is uncapped by design: no such flag.
+            rec = points.run_point(plan.Point("latency", "good", plan.PEAK, 0), ctx)
+            self.assertNotIn("uncapped", rec["flags"])
+
+
+class ReferenceServers(unittest.TestCase):
+    def test_started_from_argv_waited_for_by_port_probed_like_for_like(self):
+        from harness.server import Server, free_port
+        with tempfile.TemporaryDirectory() as d:
+            b = make_bin(Path(d), ["refstyle"])
+            port = free_port()
+            srv = Server("nginx", None, None, port=port,
+                         argv=[str(b / "server-refstyle"), "--port", str(port)])
+            try:
+                self.assertIsNone(srv.start())
+                self.assertIsNone(srv.probe(), "same status and body: like for like")
+                self.assertIn("differs from DESIGN", srv.notes[0])
+                self.assertIn(b"Server: fake", srv.probe_response)
+                stop = srv.stop()
+                self.assertTrue(stop["clean"], stop)
+            finally:
+                srv.close()
+            # One of our models must send exactly the contract's bytes.
+            own = Server("refstyle", b / "server-refstyle", None)
+            try:
+                self.assertIsNone(own.start())
+                self.assertIn("unexpected bytes", own.probe())
+                own.stop()
+            finally:
+                own.close()
 
 
 class Interrupt(unittest.TestCase):

@@ -1,11 +1,13 @@
-"""Unit tests of the /proc sampler on real process trees: the PSS sum over a tree, CPU deltas
-(live tasks from schedstat, exited threads, reaped children through cutime), context switches,
-and the window arithmetic."""
+"""Tests of the /proc + cgroup readings on real process trees: the memory of a forked tree
+(Pss_Anon + Pss_Shmem = N x K), a process that vanished mid-pass (never counted as 0), CPU of
+live tasks, exited threads and reaped children, the cgroup counter against the /proc walk, CPU
+that goes backwards (not clamped), context switches, and the readings' cost."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import unittest
@@ -13,21 +15,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import psutil  # noqa: E402
-
-from harness import procfs, sampler  # noqa: E402
+from harness import cgroup, procfs, sampler  # noqa: E402
 
 PY = sys.executable
 
 
-def spawn(code: str) -> subprocess.Popen:
+def spawn(code: str, *args: str) -> subprocess.Popen:
     """A Python process running `code`; it prints 'ready' when its tree is in place and then
     waits for stdin to close."""
-    return subprocess.Popen([PY, "-c", textwrap.dedent(code)], stdin=subprocess.PIPE,
+    return subprocess.Popen([PY, "-c", textwrap.dedent(code), *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def wait_ready(p: subprocess.Popen, timeout: float = 20) -> str:
+def wait_ready(p: subprocess.Popen) -> str:
     line = p.stdout.readline()
     if not line.startswith("ready"):
         p.kill()
@@ -47,76 +47,135 @@ def finish(p: subprocess.Popen) -> None:
             pass
         if p.poll() is None:
             p.wait()
+        for f in (p.stdin, p.stdout):
+            if f is not None and not f.closed:
+                try:
+                    f.close()
+                except OSError:
+                    pass
 
 
+# N children, each touching K KiB of private memory; all map one shared file read-only too
+# (file pages: in Pss, not in Pss_Anon + Pss_Shmem).
 TREE = """
-import os, sys, time
-MIB = 1 << 20
+import mmap, os, sys, time
+n, kib, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+f = open(path, "rb")
+shared = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+for j in range(0, len(shared), 4096):
+    shared[j]                                 # fault the file pages in
 kids = []
-for i in range(3):
-    r, w = os.pipe()
+r, w = os.pipe()
+for i in range(n):
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        block = bytearray(8 * MIB)          # private, touched: 8 MiB of PSS each
+        block = bytearray(kib * 1024)         # private and touched
         for j in range(0, len(block), 4096):
             block[j] = 1
-        if i == 0:                           # one grandchild, to check the tree is walked
-            if os.fork() == 0:
-                os.write(w, b"g")
-                time.sleep(30)
-                os._exit(0)
+        for j in range(0, len(shared), 4096):
+            shared[j]
         os.write(w, b"k")
-        time.sleep(30)
+        time.sleep(60)
         os._exit(0)
-    os.close(w)
-    kids.append((pid, r))
-for pid, r in kids:
-    want = 2 if pid == kids[0][0] else 1
-    got = b""
-    while len(got) < want:
-        got += os.read(r, 2)
+    kids.append(pid)
+os.close(w)
+got = 0
+while got < n:
+    got += len(os.read(r, 64))
 print("ready", flush=True)
 sys.stdin.read()
-for pid, _ in kids:
+for pid in kids:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
 """
 
 
-class ProcessTree(unittest.TestCase):
-    def test_pss_sum_over_tree_matches_psutil(self):
-        p = spawn(TREE)
+class Memory(unittest.TestCase):
+    def tree_reading(self, n: int, kib: int) -> sampler.Reading:
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(b"x" * (8 << 20))   # 8 MiB file mapped by every process
+            f.flush()
+            p = spawn(TREE, str(n), str(kib), f.name)
+            try:
+                wait_ready(p)
+                return sampler.TreeReader(p.pid).read(cpu=False, memory=True)
+            finally:
+                finish(p)
+
+    def test_forked_tree_costs_n_times_k(self):
+        small = self.tree_reading(2, 1024)
+        big = self.tree_reading(12, 1024)
+        self.assertTrue(small.complete and big.complete)
+        self.assertEqual(big.procs, 13)
+        # 10 more children of 1 MiB each: 10 MiB more Pss_Anon (plus each child's own
+        # copy-on-write pages of the interpreter, a few hundred KiB).
+        grew = big.model_kib - small.model_kib
+        self.assertGreater(grew, 10 * 1024, (small.model_kib, big.model_kib))
+        self.assertLess(grew, 10 * 1024 * 1.6, (small.model_kib, big.model_kib))
+
+    def test_file_pages_are_not_model_memory(self):
+        r = self.tree_reading(4, 256)
+        # The 8 MiB file is mapped and touched by all 5 processes: it is in Pss (shared
+        # among them), not in what the model allocated.
+        self.assertGreater(r.pss_kib - r.model_kib, 7 * 1024, r)
+        self.assertLess(r.model_kib, r.pss_kib)
+
+
+class Vanished(unittest.TestCase):
+    def test_vanished_process_makes_the_reading_incomplete_not_zero(self):
+        gone = subprocess.Popen([PY, "-c", "pass"])
+        gone.wait()
+        p = spawn('print("ready", flush=True)\nimport sys\nsys.stdin.read()')
         try:
             wait_ready(p)
-            pids = procfs.process_tree(p.pid)
-            self.assertEqual(len(pids), 5, f"parent + 3 children + 1 grandchild, got {pids}")
-            s = sampler.TreeReader(p.pid).sample(want_pss=True)
-            # psutil reads /proc/<pid>/smaps (not smaps_rollup) and finds the tree itself.
-            tree = [psutil.Process(p.pid)] + psutil.Process(p.pid).children(recursive=True)
-            expect_kib = sum(q.memory_full_info().pss for q in tree) / 1024
-            self.assertEqual(s.procs, 5)
-            self.assertAlmostEqual(s.pss_kib, expect_kib, delta=expect_kib * 0.05)
-            self.assertGreater(s.pss_kib, 3 * 8 * 1024, "three children touched 8 MiB each")
-            self.assertGreaterEqual(s.rss_kib, s.pss_kib, "RSS counts shared pages in full")
-            self.assertEqual(s.threads, 5)
+            real_tree = procfs.process_tree
+            # A child listed by the walk but gone before it is read (the race of a fork server
+            # whose children exit mid-pass).
+            procfs.process_tree = lambda root: real_tree(root) + [gone.pid]
+            try:
+                r = sampler.TreeReader(p.pid).read(cpu=True, memory=True)
+            finally:
+                procfs.process_tree = real_tree
+            self.assertFalse(r.complete)
+            self.assertEqual(r.vanished, 1)
+            self.assertEqual(r.procs, 1, "the vanished process is not counted (as 0 or otherwise)")
+            self.assertEqual(r.attempts, sampler.RETRIES + 1, "an incomplete pass is retried")
+            good = sampler.TreeReader(p.pid).read(cpu=True)
+            w = sampler.window(good, r)
+            self.assertIsNone(w.cpu_s, "a CPU figure from an incomplete pass would be wrong")
+            self.assertTrue(any("missed processes" in n for n in w.notes), w.notes)
         finally:
             finish(p)
 
-    def test_missing_process_is_not_an_error(self):
-        p = subprocess.Popen([PY, "-c", "pass"])
-        p.wait()
-        self.assertIsNone(procfs.proc_stat(p.pid))
-        self.assertIsNone(procfs.pss_kib(p.pid))
-        s = sampler.TreeReader(p.pid).sample(want_pss=True)
-        self.assertEqual((s.procs, s.cpu_ns), (0, 0))
+    def test_cpu_going_backwards_is_not_clamped(self):
+        def mk(t, ns):
+            return sampler.Reading(t, t, "cpu", True, 0, 1, 1, 1, 0.0, tree_cpu_ns=ns)
+        w = sampler.window(mk(0.0, 5_000_000), mk(1.0, 2_000_000))
+        self.assertIsNone(w.cpu_s)
+        self.assertTrue(any("backwards" in n for n in w.notes))
+        w = sampler.window(mk(0.0, 0), mk(1.0, 300_000_000))
+        self.assertAlmostEqual(w.cpu_s, 0.3)
+
+    def test_reading_covers_its_pass(self):
+        p = spawn(TREE, "20", "64", __file__)
+        try:
+            wait_ready(p)
+            t_before = time.monotonic()
+            r = sampler.TreeReader(p.pid).read(cpu=True, memory=True)
+            t_after = time.monotonic()
+            self.assertLessEqual(t_before, r.t0)
+            self.assertLess(r.t0, r.t1)
+            self.assertLessEqual(r.t1, t_after)
+            self.assertEqual(r.procs, 21)
+        finally:
+            finish(p)
 
 
 SPIN = """
 import os, sys, threading, time
 
 def spin(seconds, clock):
-    # Reading a CPU clock is a system call: check it rarely so the spin is user time.
     t0 = clock()
     while clock() - t0 < seconds:
         for _ in range(20000):
@@ -136,59 +195,170 @@ elif mode == "thread":                                 # a thread that spins and
     t.join()
 elif mode == "self":                                   # the process itself, still alive
     spin(0.3, time.thread_time)
+elif mode == "livekids":                               # 3 children spinning, alive at the end
+    r, w = os.pipe()
+    for _ in range(3):
+        if os.fork() == 0:
+            spin(0.2, time.process_time)
+            os.write(w, b"d")
+            time.sleep(30)
+            os._exit(0)
+    got = 0
+    while got < 3:
+        got += len(os.read(r, 8))
 print("done", flush=True)
 sys.stdin.read()
 """
 
 
-class CpuDeltas(unittest.TestCase):
-    def measure(self, mode: str) -> tuple[float, sampler.Window]:
+def cgroup_or_none(label: str):
+    m = cgroup.probe()
+    if m.version is None:
+        return None, m.reason
+    return cgroup.Group(m, label, None), None
+
+
+class Cpu(unittest.TestCase):
+    def measure(self, mode: str) -> tuple[sampler.Window, sampler.Window | None]:
+        group, _why = cgroup_or_none("test-cpu")
+        preexec = group.add_self if group else None
         p = subprocess.Popen([PY, "-c", textwrap.dedent(SPIN), mode], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+                             stdout=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=preexec)
         try:
             time.sleep(0.3)            # interpreter start-up happens before the window
-            smp = sampler.Sampler(p.pid, period_s=0.05).start()
-            t0 = time.monotonic()
+            reader = sampler.TreeReader(p.pid, cgroup=group)
+            a = reader.read(cpu=True)
             p.stdin.write("go\n")
             p.stdin.flush()
             self.assertEqual(p.stdout.readline().strip(), "done")
-            smp.sample_now()
-            t1 = time.monotonic()
-            samples = smp.stop()
-            return t1 - t0, sampler.window(samples, t0, t1)
+            b = reader.read(cpu=True)
+            proc_w = sampler.window(a, b, prefer_cgroup=False)
+            cg_w = sampler.window(a, b) if group else None
+            return proc_w, cg_w
         finally:
             finish(p)
+            if group:
+                group.remove()
 
-    def check(self, mode: str) -> None:
-        _wall, w = self.measure(mode)
-        # 0.3 s of spinning, plus a little interpreter work (fork, thread start, printing).
-        self.assertGreater(w.cpu_s, 0.27, f"{mode}: measured {w.cpu_s:.3f} s")
-        self.assertLess(w.cpu_s, 0.50, f"{mode}: measured {w.cpu_s:.3f} s")
+    def check(self, mode: str, spun: float) -> None:
+        w, cg = self.measure(mode)
+        self.assertEqual(w.cpu_source, "proc")
+        self.assertGreater(w.cpu_s, spun * 0.9, f"{mode}: measured {w.cpu_s:.3f} s")
+        self.assertLess(w.cpu_s, spun + 0.25, f"{mode}: measured {w.cpu_s:.3f} s")
         self.assertIsNotNone(w.user_s)
-        self.assertGreater(w.user_s, 0.15, f"{mode}: a spin loop is user time")
+        self.assertGreater(w.user_s, spun * 0.5, f"{mode}: a spin loop is user time")
+        if cg is not None:   # the kernel's sum over the cgroup agrees with the /proc walk
+            self.assertEqual(cg.cpu_source, "cgroup")
+            self.assertAlmostEqual(cg.cpu_s, w.cpu_s, delta=0.05 + 0.1 * w.cpu_s)
 
     def test_live_task_schedstat(self):
-        self.check("self")
+        self.check("self", 0.3)
 
     def test_exited_thread_is_counted(self):
-        self.check("thread")
+        self.check("thread", 0.3)
 
     def test_reaped_child_counted_through_cutime(self):
-        self.check("child")
+        self.check("child", 0.3)
+
+    def test_live_children_counted(self):
+        self.check("livekids", 0.6)
 
     def test_idle_process_uses_no_cpu(self):
         p = spawn('print("ready", flush=True)\nimport sys\nsys.stdin.read()')
         try:
             wait_ready(p)
-            smp = sampler.Sampler(p.pid, period_s=0.05).start()
-            t0 = time.monotonic()
+            reader = sampler.TreeReader(p.pid)
+            a = reader.read()
             time.sleep(0.4)
-            t1 = time.monotonic()
-            w = sampler.window(smp.stop(), t0, t1)
+            w = sampler.window(a, reader.read())
             self.assertLess(w.cpu_s, 0.02)
-            self.assertGreaterEqual(w.samples_in_window, 4)
         finally:
             finish(p)
+
+
+class CgroupCap(unittest.TestCase):
+    def test_quota_caps_a_spinning_tree(self):
+        m = cgroup.probe()
+        if m.version is None:
+            self.skipTest(f"no cgroup here: {m.reason}")
+        g = cgroup.Group(m, "test-cap", (1000, 2500))
+        try:
+            self.assertAlmostEqual(g.share(), 0.4)
+            code = "import os\nos.fork()\nwhile True: pass\n"   # two spinning processes
+            p = subprocess.Popen([PY, "-c", code], preexec_fn=lambda: (os.sched_setaffinity(0, {0}),
+                                                                       g.add_self()),
+                                 start_new_session=True)
+            try:
+                time.sleep(0.3)
+                self.assertEqual(g.counts()[0], 2, "the forked child is born in the group")
+                u0, t0 = g.usage_ns(), time.monotonic()
+                time.sleep(1.0)
+                u1, t1 = g.usage_ns(), time.monotonic()
+                share = (u1 - u0) / 1e9 / (t1 - t0)
+                self.assertLess(share, 0.45, f"capped at 40 %, used {share:.2f}")
+                self.assertGreater(share, 0.15, f"used {share:.2f}")
+                self.assertGreater(g.throttled().get("nr_throttled", 0), 0)
+            finally:
+                os.killpg(p.pid, 9)
+                p.wait()
+        finally:
+            g.remove()
+
+    def test_not_root_says_why(self):
+        if os.geteuid() == 0:
+            real = os.geteuid
+            os.geteuid = lambda: 1000
+            try:
+                m = cgroup.probe()
+            finally:
+                os.geteuid = real
+        else:
+            m = cgroup.probe()
+        self.assertIsNone(m.version)
+        self.assertIn("not root", m.reason)
+
+
+class CgroupFiles(unittest.TestCase):
+    """What the harness writes and reads, on a stand-in hierarchy in a temporary folder (the
+    real kernel files are exercised by CgroupCap; this covers the interface a fresh Debian 12
+    with cgroup v2 uses, which this v1 machine does not have)."""
+
+    def test_v2_cpu_max_and_usage(self):
+        with tempfile.TemporaryDirectory() as d:
+            root = Path(d)
+            (root / "cgroup.subtree_control").write_text("")
+            g = cgroup.Group(cgroup.Method("v2", None, root, root), "t", (1000, 2500))
+            gdir = g.dirs[0]
+            self.assertEqual((gdir / "cpu.max").read_text(), "1000 2500")
+            self.assertIn("+cpu", (root / "cgroup.subtree_control").read_text())
+            (gdir / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n"
+                                           "nr_periods 7\nnr_throttled 3\nthrottled_usec 42\n")
+            self.assertEqual(g.usage_ns(), 1_500_000)
+            self.assertEqual(g.user_sys_ns(), (1_000_000, 500_000))
+            self.assertEqual(g.throttled(), {"nr_periods": 7, "nr_throttled": 3, "throttled_ns": 42_000})
+            for f in gdir.iterdir():
+                f.unlink()
+            g.remove()
+            self.assertFalse(gdir.exists())
+            u = cgroup.Group(cgroup.Method("v2", None, root, root), "u", None)
+            self.assertEqual((u.dirs[0] / "cpu.max").read_text(), "max 100000")
+
+    def test_v1_quota_and_minimum(self):
+        with tempfile.TemporaryDirectory() as d:
+            cpu, acct = Path(d) / "cpu", Path(d) / "cpuacct"
+            cpu.mkdir()
+            acct.mkdir()
+            g = cgroup.Group(cgroup.Method("v1", None, cpu, acct), "t", (1000, 2500))
+            self.assertEqual((g.dirs[0] / "cpu.cfs_quota_us").read_text(), "1000")
+            self.assertEqual((g.dirs[0] / "cpu.cfs_period_us").read_text(), "2500")
+            self.assertEqual(len(g.dirs), 2, "v1 accounting lives in the cpuacct hierarchy")
+            (g.dirs[1] / "cpuacct.usage").write_text("123456789\n")
+            self.assertEqual(g.usage_ns(), 123456789)
+            with self.assertRaises(OSError):
+                cgroup.Group(cgroup.Method("v1", None, cpu, acct), "small", (500, 2500))
+            self.assertEqual(sorted(p.name for p in cpu.iterdir()), [g.dirs[0].name],
+                             "a group that could not be set up is removed again")
 
 
 class ContextSwitches(unittest.TestCase):
@@ -206,53 +376,45 @@ class ContextSwitches(unittest.TestCase):
         try:
             time.sleep(0.2)
             reader = sampler.TreeReader(p.pid)
-            before = reader.sample()
+            before = reader.read()
             p.stdin.write("go\n")
             p.stdin.flush()
             p.stdout.readline()
-            after = reader.sample()
-            self.assertGreaterEqual(after.ctx_vol - before.ctx_vol, 200)
+            w = sampler.window(before, reader.read())
+            self.assertGreaterEqual(w.ctx_vol, 200)
+        finally:
+            finish(p)
+
+    def test_exited_tasks_make_proc_switches_unreported(self):
+        p = subprocess.Popen([PY, "-c", textwrap.dedent(SPIN), "thread"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            time.sleep(0.3)
+            reader = sampler.TreeReader(p.pid)
+            a = reader.read()
+            # A thread is born and exits between the readings: /proc loses its switches.
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            p.stdout.readline()
+            b = reader.read()
+            # Pretend a task of the first reading exited (its switches are gone from /proc).
+            a.tasks = a.tasks | {(p.pid, 999999)}
+            w = sampler.window(a, b)
+            self.assertIsNone(w.ctx_vol)
+            self.assertTrue(any("context switches incomplete" in n for n in w.notes))
         finally:
             finish(p)
 
 
-class WindowArithmetic(unittest.TestCase):
-    def mk(self, t, cpu_ns, pss=None, procs=1, core=None):
-        return sampler.Sample(t=t, cost_s=0.001, procs=procs, threads=procs, cpu_ns=cpu_ns,
-                              user_ticks=int(cpu_ns / 1e7 * 0.75), sys_ticks=int(cpu_ns / 1e7 * 0.25),
-                              ctx_vol=int(t * 100), ctx_invol=0, rss_kib=100, pss_kib=pss,
-                              tcp_mem_kib=0, core=core)
-
-    def test_interpolates_counters_and_takes_max_of_gauges(self):
-        # The tree burns 0.5 CPU-seconds per second, sampled at t = 0, 1, 2, 3.
-        samples = [self.mk(t, int(t * 5e8), pss=1000 + 10 * t, procs=1 + t) for t in range(4)]
-        w = sampler.window(samples, 0.5, 2.5)
-        self.assertAlmostEqual(w.cpu_s, 1.0, places=6)
-        self.assertEqual(w.ctx_vol, 200)
-        self.assertEqual(w.pss_kib_max, 1020)     # samples at t=1, 2 are inside
-        self.assertEqual(w.procs_max, 3)
-        self.assertEqual(w.samples_in_window, 2)
-        self.assertAlmostEqual(w.user_s / w.cpu_s, 0.75, places=1)
-
-    def test_pss_only_from_the_full_tree(self):
-        # A fork server still spawning: PSS was read at 11 processes, not at 5011.
-        early = self.mk(0.0, 0, pss=17000, procs=11)
-        full = self.mk(1.0, int(1e8), pss=None, procs=5011)
-        w = sampler.window([early, full], 0.0, 1.0)
-        self.assertIsNone(w.pss_kib_max)
-        self.assertEqual(w.procs_max, 5011)
-        self.assertTrue(any("fewer than 5011" in n for n in w.notes))
-        # Once a reading of the full tree exists, it is the one reported.
-        later = self.mk(1.5, int(1.5e8), pss=169000, procs=5011)
-        w = sampler.window([early, full, later], 0.0, 2.0)
-        self.assertEqual(w.pss_kib_max, 169000)
-
+class CoreShare(unittest.TestCase):
     def test_core_contention(self):
         hz = procfs.CLK_TCK
-        # Over 1 s the core was 100 % busy in user time, the tree used 0.4 s: 0.6 by others.
-        a = self.mk(0.0, 0, core=[0, 0, 0, 0, 0, 0, 0, 0])
-        b = self.mk(1.0, int(4e8), core=[hz, 0, 0, 0, 0, 0, 0, 0])
-        w = sampler.window([a, b], 0.0, 1.0)
+        # Over 1 s the CPU was 100 % busy in user time, the tree used 0.4 s: 0.6 by others.
+        a = sampler.Reading(0.0, 0.0, "cpu", True, 0, 1, 1, 1, 0.0, tree_cpu_ns=0,
+                            core=[0, 0, 0, 0, 0, 0, 0, 0])
+        b = sampler.Reading(1.0, 1.0, "cpu", True, 0, 1, 1, 1, 0.0, tree_cpu_ns=int(4e8),
+                            core=[hz, 0, 0, 0, 0, 0, 0, 0])
+        w = sampler.window(a, b)
         self.assertAlmostEqual(w.core_busy, 1.0)
         self.assertAlmostEqual(w.core_other_tasks, 0.6, places=2)
 
