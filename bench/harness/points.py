@@ -405,6 +405,8 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
             return
         if why is None:
             why = srv.probe()
+            if srv.argv is not None:   # a reference row: what differs from §2's bytes, for the report
+                rec["probe_differences"] = referencemod.differences(srv.probe_response)
         if why is not None:
             rec["reason"] = why
             rec["server"] = {"stderr_tail": srv.stderr_tail(), "notes": srv.notes}
