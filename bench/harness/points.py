@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procfs, sampler
+from . import procfs, sampler, syscalls
 from .loadgen import Loadgen, LoadResult, LoadSpec
 from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS, BLOCKING_SLEEP_US,
                    BLOCKING_SLOW_CONNS,
@@ -122,7 +122,7 @@ def new_record(point: Point, ctx: Context) -> dict:
                    "server_cpu": ctx.server_cpu, "client_cpu": ctx.client_cpu,
                    "sample_period_s": ctx.preset.sample_period_s},
         "loadgen": None, "loadgen_aux": None, "client": None, "client_aux": None,
-        "server": None, "system": None, "slowloris": None,
+        "server": None, "system": None, "slowloris": None, "syscalls": None,
         "metrics": {}, "flags": [],
     }
 
@@ -240,6 +240,10 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
             rec["slowloris"].update(_stop_slowloris(slow_proc))
 
         samples = smp.stop()
+        # System calls per request: a separate counting window on the live server, after the
+        # timed window and the sampler (harness/syscalls.py; {"unavailable": why} otherwise).
+        counted = (syscalls.count_for_point(point, ctx, srv, main_spec)
+                   if server_alive and res.json and res.json.get("requests") else None)
         stop = srv.stop(smp.reader.pids_seen)
         smp = None
         time.sleep(0.05)   # let the kernel release the sockets before reading sockstat
@@ -266,6 +270,7 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
         }
         rec["system"] = {"before": system_before, "after": system_after,
                          "tcp_mem_kib_max": max((s.tcp_mem_kib for s in samples), default=None)}
+        rec["syscalls"] = counted
 
         if not server_alive:
             rec["reason"] = f"server exited during the run (code {srv.exit_code}): {srv.stderr_tail()[-300:]}"
@@ -282,6 +287,7 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
             return
         rec["status"] = "ok"
         rec["metrics"] = metrics(point, rec, res, res_aux, window, system_before)
+        rec["metrics"].update(syscalls.metrics_of(counted, rec["metrics"]))
         rec["flags"] = flags(rec, res)
     finally:
         for child in ctx.current:

@@ -551,11 +551,16 @@ def count_for_point(point, ctx, srv, spec) -> dict:
     return count_point(cpus, run_window, pids=procfs.process_tree(srv.pid))
 
 
-def metrics_of(counted: dict | None) -> dict:
-    """The per-request figures of a count_point record, for the point's metrics."""
+def metrics_of(counted: dict | None, metrics: dict | None = None) -> dict:
+    """The per-request figures of a count_point record, for the point's metrics. perf's
+    ctxsw_per_req replaces the sampler's /proc figure (which misses reaped children); that
+    one stays beside it as ctxsw_proc_per_req."""
     if not counted or "per_req" not in counted:
         return {}
-    return dict(counted["per_req"])
+    out = dict(counted["per_req"])
+    if "ctxsw_per_req" in out and metrics and metrics.get("ctxsw_per_req") is not None:
+        out["ctxsw_proc_per_req"] = metrics["ctxsw_per_req"]
+    return out
 
 
 def metric_names(records: Iterable[dict]) -> list[str]:
