@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import procfs, sampler, syscalls
+from .meta import repo_relative
 from .loadgen import Loadgen, LoadResult, LoadSpec
 from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS, BLOCKING_SLEEP_US,
                    BLOCKING_SLOW_CONNS,
@@ -262,7 +263,7 @@ def _run(point: Point, ctx: Context, rec: dict, limits: dict | None) -> None:
             # the warm-up too (a big tree is sampled only every few hundred ms).
             window = sampler.window(samples, end - dur, end, gauge_start=end - dur - ctx.preset.warmup_s)
         rec["server"] = {
-            "binary": str(srv.binary), "pid": srv.pid, "port": srv.port,
+            "binary": repo_relative(srv.binary), "pid": srv.pid, "port": srv.port,
             "window": window.to_json() if window else None,
             "samples": [s.to_json() for s in samples],
             "sampler_error": None, "stop": stop, "alive_after_load": server_alive,
