@@ -101,12 +101,16 @@ COUNT_AT = {"scale": {100}, "churn": None}   # experiment -> params (None: every
 COUNT_REPS = {0}
 
 
-def wanted(point) -> bool:
-    """Whether the harness should run a counting window at this point (COUNT_AT, COUNT_REPS)."""
-    if point.experiment not in COUNT_AT or point.rep not in COUNT_REPS:
+def _wanted_param(point) -> bool:
+    if point.experiment not in COUNT_AT:
         return False
     params = COUNT_AT[point.experiment]
     return params is None or str(point.param) in {str(p) for p in params}
+
+
+def wanted(point) -> bool:
+    """Whether the harness should run a counting window at this point (COUNT_AT, COUNT_REPS)."""
+    return point.rep in COUNT_REPS and _wanted_param(point)
 
 
 def not_counted_reason() -> str:
@@ -529,14 +533,18 @@ class _NoCgroup:
 def count_for_point(point, ctx, srv, spec) -> dict:
     """The counting window of one harness point: the point's load shape (without idle
     connections, which make no calls per request), closed or open loop as the point, no
-    warm-up, WINDOW_S long, on the server the point just measured. Returns the runs.jsonl
+    warm-up, WINDOW_S long (or the preset's duration when shorter), on the server the point
+    just measured. Returns the runs.jsonl
     record (see count_point)."""
     from dataclasses import replace
 
     from .loadgen import Loadgen
 
     if not wanted(point):
-        return {"unavailable": not_counted_reason()}
+        out = {"unavailable": not_counted_reason()}
+        if _wanted_param(point):
+            out["counted_in_other_rep"] = True
+        return out
     cpus = getattr(ctx, "server_cpus", None)
     if cpus is None and getattr(ctx, "server_cpu", None) is not None:
         cpus = [ctx.server_cpu]
@@ -548,13 +556,21 @@ def count_for_point(point, ctx, srv, spec) -> dict:
         res = lg.start().wait()
         return int((res.json or {}).get("requests") or 0) or None
 
-    return count_point(cpus, run_window, pids=procfs.process_tree(srv.pid))
+    # A short preset (quick, tests) gets a window as short as its points, but at least 0.2 s.
+    preset_s = getattr(getattr(ctx, "preset", None), "duration_s", None) or WINDOW_S
+    window_s = max(0.2, min(WINDOW_S, preset_s))
+    return count_point(cpus, run_window, pids=procfs.process_tree(srv.pid), window_s=window_s)
 
 
 def metrics_of(counted: dict | None, metrics: dict | None = None) -> dict:
     """The per-request figures of a count_point record, for the point's metrics. perf's
     ctxsw_per_req replaces the sampler's /proc figure (which misses reaped children); that
     one stays beside it as ctxsw_proc_per_req."""
+    if counted and counted.get("counted_in_other_rep") and metrics \
+            and metrics.get("ctxsw_per_req") is not None:
+        # This point's perf count is in another repetition: a /proc figure here would be
+        # mixed into the same summary median as perf's, and it misses reaped children.
+        return {"ctxsw_per_req": None, "ctxsw_proc_per_req": metrics["ctxsw_per_req"]}
     if not counted or "per_req" not in counted:
         return {}
     out = dict(counted["per_req"])
