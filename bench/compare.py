@@ -13,10 +13,12 @@ With --base MODEL (machine-independent mode): two machines of the same kind diff
 absolute terms, while a model's ratio to another model measured in the same run agrees within
 ~6 % (DESIGN.md §5). So each rate or CPU figure (req/s, CPU µs per request, churn connections/s,
 MB/s, system calls per request) is first divided by the BASE model's same figure at the same
-point in its own run; B/A then compares those ratios. The range of such a ratio is the
-interval quotient [min / base max, max / base min], so it can only be wider than either run's
-own spread. Memory per connection is compared as it is (it does not depend on CPU speed, and a
-ratio to epoll's few hundred bytes would be noise), and so is latency.
+point in its own run; B/A then compares those ratios. The range of such a ratio is the range
+of its per-repetition ratios (models run interleaved inside each repetition, so one
+repetition's ratio cancels that moment's machine state), or, from summary.csv alone, the
+interval quotient [min / base max, max / base min]. Memory per connection is compared as it
+is (it does not depend on CPU speed, and a ratio to epoll's few hundred bytes would be noise),
+and so is latency.
 
 A run folder is read from runs.jsonl (and micro.json); a folder holding only summary.csv works
 too. Writes compare.md, compare.csv, overlay charts (A dashed, B solid, same colour per model)
@@ -72,19 +74,47 @@ def load_table(run: Path) -> list[dict]:
     return summary.read_csv((run / "summary.csv").read_text(encoding="utf-8"))
 
 
+def per_rep_values(run: Path) -> dict[tuple, dict[int, float]]:
+    """(experiment, model, param, metric) -> {repetition: value} of the rate and CPU figures,
+    from runs.jsonl (empty for a folder with only summary.csv)."""
+    out: dict[tuple, dict[int, float]] = {}
+    runs_file = run / store.RUNS
+    if not runs_file.exists():
+        return out
+    for r in summary.ok_records(store.load_runs(runs_file)):
+        p = r.get("param")
+        if isinstance(p, float) and p.is_integer():
+            p = int(p)
+        for metric in RELATIVE_METRICS:
+            v = (r.get("metrics") or {}).get(metric)
+            if isinstance(v, (int, float)):
+                out.setdefault((r["experiment"], r["model"], str(p), metric), {})[int(r.get("rep", 0))] = float(v)
+    return out
+
+
 def is_relative(metric: str, base: str | None) -> bool:
     return base is not None and metric in RELATIVE_METRICS
 
 
-def relative_to(row: dict, base_row: dict | None) -> dict | None:
-    """A figure divided by the baseline model's same figure in the same run: median over
-    median, range by interval division (min / base max, max / base min)."""
+def relative_to(row: dict, base_row: dict | None, reps: dict[int, float] | None = None,
+                base_reps: dict[int, float] | None = None) -> dict | None:
+    """A figure divided by the baseline model's same figure in the same run. The median is
+    median over median (so it agrees with the raw medians shown beside it). The range: when
+    per-repetition values of both are known (runs.jsonl), the min-max of the per-repetition
+    ratios (models run interleaved, so a repetition's ratio cancels that repetition's machine
+    state), widened to hold the median; otherwise the interval quotient of summary.csv's ranges
+    (min / base max, max / base min), which can only be wider."""
     if base_row is None or not base_row.get("median") or row.get("median") is None:
         return None
-    if base_row is row:
-        return {"median": 1.0, "min": 1.0, "max": 1.0, "n": row["n"]}   # the base itself, exactly
-    out = {"median": row["median"] / base_row["median"], "n": min(row["n"], base_row["n"]),
-           "min": None, "max": None}
+    if base_row is row or base_row.get("model") == row.get("model"):
+        return {"median": 1.0, "min": 1.0, "max": 1.0, "n": row["n"], "paired": True}   # the base itself
+    med = row["median"] / base_row["median"]
+    common = sorted(set(reps or {}) & set(base_reps or {}))
+    ratios = [reps[k] / base_reps[k] for k in common if base_reps[k]]
+    if ratios:
+        return {"median": med, "min": min(min(ratios), med), "max": max(max(ratios), med),
+                "n": len(ratios), "paired": True}
+    out = {"median": med, "n": min(row["n"], base_row["n"]), "min": None, "max": None, "paired": False}
     if row.get("min") is not None and base_row.get("max"):
         out["min"] = row["min"] / base_row["max"]
     if row.get("max") is not None and base_row.get("min"):
@@ -104,10 +134,13 @@ def verdict(a: dict, b: dict, ratio: float | None, noise: float = SINGLE_REP_NOI
     return "~" if abs(ratio - 1.0) > noise else ""
 
 
-def compare(ta: list[dict], tb: list[dict], base: str | None = None) -> list[dict]:
+def compare(ta: list[dict], tb: list[dict], base: str | None = None,
+            reps_a: dict | None = None, reps_b: dict | None = None) -> list[dict]:
     """One row per headline figure measured in both runs. With base, the rate and CPU figures
     are compared as ratios to the base model's (rows where either run lacks the base model's
-    same point are left out: see missing_base)."""
+    same point are left out: see missing_base); reps_a/reps_b (per_rep_values) give those
+    ratios per-repetition ranges."""
+    reps_a, reps_b = reps_a or {}, reps_b or {}
     def index(t):
         return {(r["experiment"], r["model"], str(r["param"]), r["metric"]): r for r in t}
     ia, index_b = index(ta), index(tb)
@@ -124,7 +157,8 @@ def compare(ta: list[dict], tb: list[dict], base: str | None = None) -> list[dic
                    "unit": a["unit"], "a": a, "b": b, "base": None, "a_rel": None, "b_rel": None}
             if is_relative(metric, base):
                 bkey = (exp, base, str(a["param"]), metric)
-                a_rel, b_rel = relative_to(a, ia.get(bkey)), relative_to(b, index_b.get(bkey))
+                a_rel = relative_to(a, ia.get(bkey), reps_a.get(key), reps_a.get(bkey))
+                b_rel = relative_to(b, index_b.get(bkey), reps_b.get(key), reps_b.get(bkey))
                 if a_rel is None or b_rel is None:
                     row.update(ratio=None, verdict="", missing_base=True)
                     out.append(row)
@@ -183,7 +217,8 @@ def to_markdown(rows: list[dict], a_name: str, b_name: str, base: str | None = N
         intro += (f" **Machine-independent mode, BASE = {base}:** each rate and CPU figure "
                   f"({', '.join(sorted(RELATIVE_METRICS))}) is first divided by {base}'s same figure "
                   f"at the same point in its own run (shown as `0.93x (raw)`), and B/A compares "
-                  f"those ratios; a ratio's range is [min / {base} max, max / {base} min]; with one "
+                  f"those ratios; a ratio's range is that of its per-repetition ratios (from "
+                  f"runs.jsonl), or [min / {base} max, max / {base} min] from summary.csv; with one "
                   f"repetition `~` means off by more than {SINGLE_REP_NOISE_BASE:.0%}. Memory and "
                   f"latency are compared as they are.")
     lines = [f"# cmbench comparison: B = {b_name} vs A = {a_name}" + (f" (BASE = {base})" if base else ""),
@@ -425,13 +460,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (args.b / f"compare-{a_name}")
     out.mkdir(parents=True, exist_ok=True)
     ta, tb = load_table(args.a), load_table(args.b)
+    reps_a, reps_b = (per_rep_values(args.a), per_rep_values(args.b)) if args.base else ({}, {})
     if args.base:
         have = {r["model"] for r in ta} & {r["model"] for r in tb}
         if args.base not in have:
             print(f"compare.py: BASE model {args.base!r} is not measured in both runs "
                   f"(both have: {', '.join(sorted(have)) or 'none'})", file=sys.stderr)
             return 2
-    rows = compare(ta, tb, args.base)
+    rows = compare(ta, tb, args.base, reps_a, reps_b)
     md = to_markdown(rows, a_name, b_name, args.base)
     store.atomic_write_text(out / "compare.md", md)
     store.atomic_write_text(out / "compare.csv", to_csv(rows))

@@ -150,6 +150,40 @@ class BaseArithmetic(unittest.TestCase):
         self.assertEqual(r_abs["verdict"], "")            # +20 % absolute: within 25 % noise
 
 
+class PairedRepetitions(unittest.TestCase):
+    def test_per_repetition_ratios_give_the_range(self):
+        # Three interleaved repetitions; the machine drifts (rep 2 is 20 % slower for both),
+        # but fork stays at 0.50-0.52 of epoll within each repetition.
+        epoll = {0: 100000.0, 1: 105000.0, 2: 84000.0}
+        fork = {0: 50000.0, 1: 54600.0, 2: 42000.0}
+        t = table(csv_rows(("scale", "epoll", 100, "rps", 100000, 84000, 105000),
+                           ("scale", "fork", 100, "rps", 50000, 42000, 54600)))
+        reps = {("scale", "epoll", "100", "rps"): epoll, ("scale", "fork", "100", "rps"): fork}
+        r = by(compare.compare(t, t, "epoll", reps, reps), "scale", "fork", 100, "rps")
+        rel = r["a_rel"]
+        self.assertTrue(rel["paired"])
+        self.assertAlmostEqual(rel["median"], 0.5)              # median / median
+        self.assertAlmostEqual(rel["min"], 0.5)
+        self.assertAlmostEqual(rel["max"], 0.52)
+        # Without the repetitions: the interval quotient, much wider.
+        r2 = by(compare.compare(t, t, "epoll"), "scale", "fork", 100, "rps")
+        self.assertFalse(r2["a_rel"]["paired"])
+        self.assertAlmostEqual(r2["a_rel"]["min"], 42000 / 105000)
+        self.assertAlmostEqual(r2["a_rel"]["max"], 54600 / 84000)
+
+    def test_per_rep_values_read_runs_jsonl(self):
+        import json
+        with tempfile.TemporaryDirectory() as d:
+            run = Path(d)
+            recs = [{"experiment": "scale", "model": m, "param": 100.0, "rep": rep, "status": "ok",
+                     "metrics": {"rps": v, "p99_us": 5.0}}
+                    for rep, (m, v) in enumerate([("epoll", 10.0), ("fork", 5.0)])]
+            (run / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+            v = compare.per_rep_values(run)
+            self.assertEqual(v[("scale", "fork", "100", "rps")], {1: 5.0})
+            self.assertNotIn(("scale", "fork", "100", "p99_us"), v)   # latency is never normalised
+
+
 class CommandLine(unittest.TestCase):
     def run_compare(self, *args):
         return subprocess.run([sys.executable, str(REPO / "bench" / "compare.py"), *args],
