@@ -120,6 +120,14 @@ class Arithmetic(unittest.TestCase):
         self.assertEqual(pr2["syscalls_per_req"], 0.0)
         self.assertEqual(syscalls.per_request(load, 0, 1.0), {})
 
+    def test_baseline_share(self):
+        load = {"raw_syscalls:sys_enter": 10000}
+        self.assertAlmostEqual(syscalls.baseline_share(load, {"raw_syscalls:sys_enter": 150}, 1.0, 0.3), 0.05)
+        self.assertEqual(syscalls.baseline_share(load, {}, 1.0, 0.3), 0.0)
+        self.assertEqual(syscalls.baseline_share({}, {"raw_syscalls:sys_enter": 5}, 1.0, 0.3), 0.0)
+        self.assertGreater(syscalls.baseline_share(load, {"raw_syscalls:sys_enter": 300}, 1.0, 0.3),
+                           syscalls.MAX_CPUS_BASELINE_SHARE)
+
     def test_wanted_points(self):
         P = SimpleNamespace
         self.assertTrue(syscalls.wanted(P(experiment="scale", param=100, rep=0)))
