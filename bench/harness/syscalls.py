@@ -14,9 +14,9 @@ How it counts, and why:
 * Per CPU, not per thread (`-a -C`, DESIGN.md §5): a 1000-thread server would need one
   counter per thread and event, more descriptors than `ulimit -n` allows. perf opens one
   descriptor per event and CPU.
-* Only the server: the server's process tree is moved into a fresh cgroup (v2, created at
-  the root of the unified hierarchy; children forked later inherit it) and perf filters on it
-  (`-G`). Without it, `-a -C` also counts whatever else runs on the server's CPUs (other users
+* Only the server: the server's process tree is moved into a fresh cgroup (v2, created
+  inside the one it is in, so a cpu.max cap on that one still holds; children forked later
+  inherit it) and perf filters on it (`-G`). Without it, `-a -C` also counts whatever else runs on the server's CPUs (other users
   of a shared machine, kernel threads, the harness). When no cgroup v2 hierarchy is writable,
   counting falls back to the whole CPUs ("scope": "cpus" in the record). The load generator
   runs on the client CPUs and is counted in neither scope.
@@ -297,10 +297,34 @@ def _v2_path(pid: int) -> str | None:
     return None
 
 
+CGROUP_PREFIX = "cmbench-syscalls-"
+
+
+def _remove_stale(parent: Path) -> None:
+    """Removes empty counting cgroups of harness processes that no longer exist (killed with
+    SIGKILL mid-window): cmbench-syscalls-<harness pid>-<server pid>."""
+    try:
+        entries = list(parent.glob(f"{CGROUP_PREFIX}*"))
+    except OSError:
+        return
+    for d in entries:
+        try:
+            owner = int(d.name[len(CGROUP_PREFIX):].split("-")[0])
+        except ValueError:
+            continue
+        if owner != os.getpid() and not Path(f"/proc/{owner}").exists():
+            try:
+                d.rmdir()
+            except OSError:
+                pass   # still holds a task: leave it
+
+
 class ServerCgroup:
-    """Moves a process tree into a fresh cgroup at the root of the v2 hierarchy, so perf counts
-    only it; moves it back and removes the cgroup on exit. `name` is perf's -G argument (the
-    path relative to the mount), or None when no cgroup could be made (reason in `why`)."""
+    """Moves a process tree into a fresh v2 cgroup, so perf counts only it; moves it back and
+    removes the cgroup on exit. The cgroup is made inside the one the server is already in
+    (the root here), so a CPU cap the harness put on that cgroup (cpu.max) keeps holding
+    while it counts. `name` is perf's -G argument (the path relative to the mount), or None
+    when no cgroup could be made (reason in `why`)."""
 
     def __init__(self, pids: list[int]):
         self.pids = pids
@@ -314,13 +338,16 @@ class ServerCgroup:
         if self.root is None:
             self.why = "no cgroup v2 hierarchy mounted"
             return self
-        d = self.root / f"cmbench-syscalls-{os.getpid()}-{self.pids[0]}"
+        parent_rel = (_v2_path(self.pids[0]) or "/").strip("/")
+        parent = self.root / parent_rel if parent_rel else self.root
+        _remove_stale(parent)
+        d = parent / f"{CGROUP_PREFIX}{os.getpid()}-{self.pids[0]}"
         try:
             d.mkdir()
         except OSError as e:
             self.why = f"cannot create {d}: {e.strerror}"
             return self
-        self.dir, self.name = d, d.name
+        self.dir, self.name = d, str(d.relative_to(self.root))
         for pid in self.pids:
             origin = _v2_path(pid)
             try:
