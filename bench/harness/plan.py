@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import registry
+from . import registry, syscalls
 
 MODELS = registry.NAMES  # servers/models.txt, in chart order
 EXPERIMENTS = ["scale", "idle", "churn", "latency", "blocking", "cpu", "payload", "slowloris", "micro"]
@@ -207,6 +207,7 @@ def estimate_point_s(point: Point, preset: Preset) -> float:
     est = 0.12 + preset.warmup_s + preset.duration_s + conns * per_conn
     if point.experiment == "slowloris":
         est += 0.15
+    est += syscalls.estimate_s(point)   # the separate system-call counting window, if any
     return est
 
 

@@ -117,6 +117,14 @@ def wanted(point) -> bool:
     return point.rep in COUNT_REPS and _wanted_param(point)
 
 
+COUNT_COST_S = 4.0   # measured: window 1 s, baseline 0.3 s, gap 0.25 s, perf open + teardown ~2 s
+
+
+def estimate_s(point) -> float:
+    """Planned extra wall time of a point's counting window (for the plan's time estimate)."""
+    return COUNT_COST_S if wanted(point) and available() is None else 0.0
+
+
 def not_counted_reason() -> str:
     at = ", ".join(f"{e}" + ("" if p is None else " " + "/".join(str(x) for x in sorted(p)))
                    for e, p in COUNT_AT.items())
