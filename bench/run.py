@@ -96,7 +96,7 @@ def settings_from_args(args) -> dict:
         "micro_min_time_s": args.micro_min_time or preset.micro_min_time_s,
         "micro_reps": preset.micro_reps if not args.reps else min(args.reps, preset.micro_reps),
         "micro_filter": args.micro_filter,
-        "bin_dir": str(Path(args.bin_dir).resolve()),
+        "bin_dir": metamod.repo_relative(Path(args.bin_dir)),   # relative inside the checkout
         "server_cpu": args.server_cpu,
         "client_cpu": args.client_cpu,
     }
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
         old = None
 
     plan = make_plan(settings)
-    bin_dir = Path(settings["bin_dir"])
+    bin_dir = REPO / settings["bin_dir"]   # a relative one is inside the checkout
     loadgen = bin_dir / "loadgen"
     cpus = os.sched_getaffinity(0)
     for c in (settings["server_cpu"], settings["client_cpu"]):

@@ -617,7 +617,10 @@ def count_for_point(point, ctx, srv, spec) -> dict:
     # A short preset (quick, tests) gets a window as short as its points, but at least 0.2 s.
     preset_s = getattr(getattr(ctx, "preset", None), "duration_s", None) or WINDOW_S
     window_s = max(0.2, min(WINDOW_S, preset_s))
-    return count_point(cpus, run_window, pids=procfs.process_tree(srv.pid), window_s=window_s)
+    try:
+        return count_point(cpus, run_window, pids=procfs.process_tree(srv.pid), window_s=window_s)
+    except Exception as e:   # the point's own figures stand; the count becomes a reason
+        return {"unavailable": f"counting failed: {type(e).__name__}: {e}"}
 
 
 def metrics_of(counted: dict | None, metrics: dict | None = None) -> dict:
