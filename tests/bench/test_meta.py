@@ -78,6 +78,18 @@ class Collect(unittest.TestCase):
         self.assertEqual(meta.scrub(f"/usr/bin/python3 {REPO}/bench/run.py --out {REPO}/results/x"),
                          "/usr/bin/python3 bench/run.py --out results/x")
 
+    def test_run_settings_keep_the_bin_dir_relative(self):
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("cmbench_run", REPO / "bench" / "run.py")
+        run = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(run)
+        s = run.settings_from_args(run.parse_args(["--bin-dir", str(REPO / "build" / "bin")]))
+        self.assertEqual(s["bin_dir"], "build/bin")
+        self.assertEqual(REPO / s["bin_dir"], REPO / "build" / "bin")
+        s2 = run.settings_from_args(run.parse_args(["--bin-dir", "/opt/elsewhere/bin"]))
+        self.assertEqual(s2["bin_dir"], "/opt/elsewhere/bin")
+        self.assertEqual(REPO / s2["bin_dir"], Path("/opt/elsewhere/bin"))
+
     def test_machine_facts_are_values_or_unavailable(self):
         m = meta.collect(REPO, REPO / "build" / "bin", 0, 1)
         self.assertIn(m["cgroup"]["version"], ("v1", "v2", "hybrid", meta.UNAVAILABLE))
