@@ -101,8 +101,8 @@ CURATED = [
 
 # Where to run counting windows by default: one keep-alive point and the churn point, in the
 # first repetition only. Counts per request barely move between repetitions (they are counts,
-# not times), and each window costs about 3 s (1 s load, 0.3 s baseline, ~1.5 s perf
-# teardown): at every point of `make bench` that would be a quarter of its time budget.
+# not times), and each window costs about 4 s (COUNT_COST_S): at every load point of
+# `make bench` that would be more than its whole time budget.
 COUNT_AT = {"scale": {100}, "churn": None}   # experiment -> params (None: every param)
 COUNT_REPS = {0}
 
