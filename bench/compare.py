@@ -334,7 +334,8 @@ def overlay_charts(ta: list[dict], tb: list[dict], rows: list[dict], a_name: str
     return written
 
 
-RATIO_PANELS_PER_PAGE = 4   # 2 x 2 panels of about 6 x 5 in: labels stay legible
+RATIO_PANELS_PER_PAGE = 4   # 2 x 2 panels of about 6 x 5 in: labels stay legible ...
+RATIO_MAX_PAGE_IN = 12.0    # ... and a page stays within a screen: with many models, 2 per page
 RATIO_PARAM_MARKERS = "osD^vP*Xh<>p"
 
 
@@ -352,7 +353,9 @@ def ratio_charts(rows: list[dict], a_name: str, b_name: str, out: Path, save) ->
         if r["ratio"] and r["ratio"] > 0 and not r.get("missing_base"):
             panels.setdefault((r["experiment"], r["metric"]), []).append(r)
     keys = list(panels)
-    pages = [keys[i:i + RATIO_PANELS_PER_PAGE] for i in range(0, len(keys), RATIO_PANELS_PER_PAGE)] or [[]]
+    most = max((len({r["model"] for r in v}) for v in panels.values()), default=1)
+    per_page = RATIO_PANELS_PER_PAGE if 2 * (0.28 * most + 1.6) <= RATIO_MAX_PAGE_IN else 2
+    pages = [keys[i:i + per_page] for i in range(0, len(keys), per_page)] or [[]]
     # Stale pages of an earlier comparison with more figures would be mistaken for this one's.
     for old in list(out.glob("ratios-*.png")) + list(out.glob("ratios-*.svg")):
         old.unlink()
