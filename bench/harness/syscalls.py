@@ -508,15 +508,29 @@ class Counting:
         return assign_phases(intervals, self.windows), why
 
 
-def count_point(server_cpus: list[int] | None, run_window: Callable[[float], int | None],
+def _requests_of(ret) -> int | None:
+    """run_window's answer: a request count, or the loadgen's JSON result."""
+    if isinstance(ret, dict):
+        ret = ret.get("requests")
+    try:
+        return int(ret) if ret else None
+    except (TypeError, ValueError):
+        return None
+
+
+def count_point(server_cpus: list[int] | None, run_window: Callable[[float], object],
                 pids: list[int] | None = None, window_s: float = WINDOW_S,
                 baseline_s: float = BASELINE_S) -> dict:
     """Counts system calls and context switches per request of one point.
 
-    run_window(seconds) runs the counting load (the caller's loadgen, same shape as the point,
-    no warm-up) and returns how many requests completed (None if it failed). pids is the
-    server's process tree (for the cgroup scope). Returns the record for runs.jsonl:
-    {"per_req": {metric: value}, "counts": ..., ...} or {"unavailable": reason}."""
+    run_window(seconds) runs the counting load (the caller's loadgen, same shape as the point)
+    and returns how many requests completed, or the loadgen's JSON result (None if it failed).
+    Run it WITHOUT warm-up: perf counts the whole run, and loadgen's "requests" leave the
+    warm-up's out (a 0.1 s warm-up before a 1 s window would add ~10 % to every count).
+    pids is the server's process tree: with it perf counts only the server (cgroup scope);
+    without it, everything on server_cpus (cpus scope; withheld when other tasks dominate).
+    Returns the record for runs.jsonl: {"per_req": {metric: value}, "counts": ..., ...} or
+    {"unavailable": reason}."""
     why = available()
     if why:
         return {"unavailable": why}
@@ -539,7 +553,7 @@ def count_point(server_cpus: list[int] | None, run_window: Callable[[float], int
             if why is None:
                 why = c.enable()
             if why is None:
-                requests = run_window(window_s)
+                requests = _requests_of(run_window(window_s))
                 why = c.disable()
         finally:
             phases, stop_why = c.stop()
@@ -610,11 +624,10 @@ def count_for_point(point, ctx, srv, spec) -> dict:
         cpus = [ctx.server_cpu]
     window_spec = replace(spec, idle=0)
 
-    def run_window(seconds: float) -> int | None:
+    def run_window(seconds: float) -> dict | None:
         lg = Loadgen(ctx.loadgen, srv.url(window_spec.path), window_spec, 0.0, seconds)
         ctx.current.append(lg)
-        res = lg.start().wait()
-        return int((res.json or {}).get("requests") or 0) or None
+        return lg.start().wait().json
 
     # A short preset (quick, tests) gets a window as short as its points, but at least 0.2 s.
     preset_s = getattr(getattr(ctx, "preset", None), "duration_s", None) or WINDOW_S
