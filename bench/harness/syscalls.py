@@ -529,8 +529,9 @@ def count_point(server_cpus: list[int] | None, run_window: Callable[[float], obj
     warm-up's out (a 0.1 s warm-up before a 1 s window would add ~10 % to every count).
     pids is the server's process tree: with it perf counts only the server (cgroup scope);
     without it, everything on server_cpus (cpus scope; withheld when other tasks dominate).
-    Returns the record for runs.jsonl: {"per_req": {metric: value}, "counts": ..., ...} or
-    {"unavailable": reason}."""
+    Returns the record for runs.jsonl: the per-request figures under their summary.csv names
+    (syscalls_per_req, syscall_<name>_per_req, ctxsw_per_req) beside how they were counted
+    (scope, cpus, requests, window_s, counts, baseline, ...), or {"unavailable": reason}."""
     why = available()
     if why:
         return {"unavailable": why}
@@ -587,7 +588,7 @@ def count_point(server_cpus: list[int] | None, run_window: Callable[[float], obj
         "window_s": round(load_s, 4), "baseline_s": round(base_s, 4),
         "counts": {k: v for k, v in load.items() if v},
         "baseline": {k: v for k, v in base.items() if v},
-        "per_req": per_request(load, int(requests), load_s, base, base_s),
+        **per_request(load, int(requests), load_s, base, base_s),
     }
 
 
@@ -647,9 +648,9 @@ def metrics_of(counted: dict | None, metrics: dict | None = None) -> dict:
         # This point's perf count is in another repetition: a /proc figure here would be
         # mixed into the same summary median as perf's, and it misses reaped children.
         return {"ctxsw_per_req": None, "ctxsw_proc_per_req": metrics["ctxsw_per_req"]}
-    if not counted or "per_req" not in counted:
+    if not counted or "unavailable" in counted:
         return {}
-    out = dict(counted["per_req"])
+    out = {k: v for k, v in counted.items() if k == "ctxsw_per_req" or unit(k)}
     if "ctxsw_per_req" in out and metrics and metrics.get("ctxsw_per_req") is not None:
         out["ctxsw_proc_per_req"] = metrics["ctxsw_per_req"]
     return out

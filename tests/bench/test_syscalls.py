@@ -161,8 +161,11 @@ class Arithmetic(unittest.TestCase):
         self.assertLess(names.index("syscall_recvfrom_per_req"), names.index("syscall_epoll_wait_per_req"))
 
     def test_perf_ctxsw_replaces_the_proc_figure(self):
-        m = syscalls.metrics_of({"per_req": {"ctxsw_per_req": 2.2, "syscalls_per_req": 24.0}},
-                                {"ctxsw_per_req": 0.14})
+        m = syscalls.metrics_of({"scope": "cgroup", "requests": 10, "counts": {"x": 1},
+                                 "ctxsw_per_req": 2.2, "syscalls_per_req": 24.0,
+                                 "syscall_clone_per_req": 1.0}, {"ctxsw_per_req": 0.14})
+        self.assertEqual(set(m), {"ctxsw_per_req", "ctxsw_proc_per_req", "syscalls_per_req",
+                                  "syscall_clone_per_req"})
         self.assertEqual(m["ctxsw_per_req"], 2.2)
         self.assertEqual(m["ctxsw_proc_per_req"], 0.14)
         self.assertEqual(syscalls.metrics_of({"unavailable": "not root"}, {}), {})
@@ -250,7 +253,7 @@ class RealCounts(unittest.TestCase):
         self.assertNotIn("unavailable", r, r.get("unavailable"))
         self.assertEqual(r["requests"], r["loadgen"]["requests"])
         self.assertGreater(r["requests"], 500)
-        pr = r["per_req"]
+        pr = r
         # One keep-alive connection: each request is one wait, one read, one write.
         for name in ("syscall_epoll_wait_per_req", "syscall_recvfrom_per_req", "syscall_sendmsg_per_req"):
             self.assertAlmostEqual(pr.get(name, 0.0), 1.0, delta=0.1, msg=f"{name}: {pr}")
@@ -261,14 +264,14 @@ class RealCounts(unittest.TestCase):
         self.assertGreater(pr["ctxsw_per_req"], 0.5)
 
     def test_epoll_batches_waits_over_many_connections(self):
-        pr = _count("epoll", 10, close=False)["per_req"]
+        pr = _count("epoll", 10, close=False)
         self.assertAlmostEqual(pr["syscall_recvfrom_per_req"], 1.0, delta=0.1)
         self.assertAlmostEqual(pr["syscall_sendmsg_per_req"], 1.0, delta=0.1)
         self.assertLess(pr["syscall_epoll_wait_per_req"], 0.9, msg=str(pr))
 
     def test_fork_churn_clones_once_per_connection(self):
         r = _count("fork", 10, close=True)
-        pr = r["per_req"]
+        pr = r
         self.assertGreaterEqual(pr.get("syscall_clone_per_req", 0.0), 0.99, msg=str(pr))
         self.assertGreaterEqual(pr.get("syscall_accept4_per_req", 0.0), 0.99, msg=str(pr))
         self.assertGreaterEqual(pr.get("syscall_wait4_per_req", 0.0), 0.99, msg=str(pr))
@@ -276,7 +279,7 @@ class RealCounts(unittest.TestCase):
         self.assertGreaterEqual(pr["ctxsw_per_req"], 1.0, msg=str(pr))
 
     def test_threads_churn_clones_once_per_connection(self):
-        pr = _count("threads", 10, close=True)["per_req"]
+        pr = _count("threads", 10, close=True)
         clones = pr.get("syscall_clone3_per_req", 0.0) + pr.get("syscall_clone_per_req", 0.0)
         self.assertGreaterEqual(clones, 0.99, msg=str(pr))
         self.assertGreaterEqual(pr["ctxsw_per_req"], 1.0, msg=str(pr))
