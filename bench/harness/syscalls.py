@@ -408,6 +408,7 @@ class Counting:
     windows: list[tuple[float, float]] = field(default_factory=list)   # on perf's clock
     _t_ref: float = 0.0   # time.monotonic() when perf started counting (its interval clock's 0)
     _t0: float = 0.0
+    _err_text: str | None = None
 
     def command(self, ctl_fd: int, ack_fd: int) -> list[str]:
         cmd = [PERF, "stat", "-x,", "-I", str(INTERVAL_MS), "-o", self.out_path, "-a"]
@@ -444,14 +445,23 @@ class Counting:
         try:
             os.write(self._ctl, word.encode() + b"\n")
         except OSError as e:
-            return f"perf control: {e}"
+            return f"perf control ({e.strerror}): {self._exited_stderr()}"
         r, _, _ = select.select([self._ack], [], [], ACK_TIMEOUT_S)
         if not r:
             return f"perf did not acknowledge '{word}' within {ACK_TIMEOUT_S:.0f} s"
         data = os.read(self._ack, 64)
         if not data.startswith(b"ack"):
-            return f"perf stopped before '{word}': {self._stderr()}"
+            return f"perf stopped before '{word}': {self._exited_stderr()}"
         return None
+
+    def _exited_stderr(self) -> str:
+        """perf's own words when it quit (a bad -G cgroup, an unknown event, ...)."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        return self._stderr() or "(nothing on perf's stderr)"
 
     def enable(self) -> str | None:
         self._t0 = time.monotonic() - self._t_ref
@@ -465,14 +475,16 @@ class Counting:
         return why
 
     def _stderr(self) -> str:
-        if self.proc is None or self.proc.stderr is None:
-            return ""
-        try:
-            if self.proc.poll() is not None:
-                return self.proc.stderr.read().decode("utf-8", "replace").strip()[-300:]
-        except (OSError, ValueError):
-            pass
-        return ""
+        """The first line perf wrote on stderr, once it has exited (one-line reasons)."""
+        if self._err_text is None and self.proc is not None and self.proc.stderr is not None:
+            try:
+                if self.proc.poll() is not None:
+                    self._err_text = self.proc.stderr.read().decode("utf-8", "replace")
+            except (OSError, ValueError):
+                pass
+        lines = [ln.strip() for ln in (self._err_text or "").splitlines()
+                 if ln.strip() and not ln.startswith("Events ")]   # perf's enable/disable notes
+        return lines[0][:200] if lines else ""
 
     def stop(self) -> tuple[list[dict[str, int]], str | None]:
         """SIGINT, wait for perf's teardown, return the counts of each phase."""

@@ -205,6 +205,22 @@ class Availability(unittest.TestCase):
             syscalls.available.cache_clear()
 
 
+class PerfErrors(unittest.TestCase):
+    def test_perf_refusing_an_event_is_a_one_line_reason(self):
+        why = syscalls.available()
+        if why:
+            self.skipTest(f"perf cannot count here: {why}")
+        for kw, ev, words in (({"cgroup": "cmbench-no-such-cgroup"}, "raw_syscalls:sys_enter", "cgroup"),
+                              ({}, "syscalls:sys_enter_cmbench_no_such_call", "cmbench_no_such_call")):
+            c = syscalls.Counting([0], [ev], **kw)
+            reason = c.start()
+            _phases, stop_why = c.stop()
+            self.assertIsNotNone(reason)
+            self.assertIn(words, reason)
+            self.assertNotIn("\n", reason)
+            self.assertIsNotNone(stop_why)
+
+
 # --- real counts ---------------------------------------------------------------------------
 
 def _count(model: str, connections: int, close: bool, window_s: float = 1.0) -> dict:
