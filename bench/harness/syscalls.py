@@ -556,6 +556,7 @@ def count_point(server_cpus: list[int] | None, run_window: Callable[[float], obj
         c = Counting(list(server_cpus) if server_cpus else None, events, cg.name)
         why = c.start()
         if why:
+            c.stop()   # reaps perf, closes the control pipes, removes its output file
             return {"unavailable": why}
         requests = None
         try:
