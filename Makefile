@@ -94,9 +94,10 @@ plots:
 report:
 	@test -n "$(RUN)" || { echo "usage: make report RUN=results/<folder>"; exit 2; }
 	$(PY) bench/report.py $(RUN)
+# BASE=epoll: rates and CPU as ratios to that model within each run (machine-independent).
 compare:
-	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<a> B=results/<b>"; exit 2; }
-	$(PY) bench/compare.py $(A) $(B)
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<a> B=results/<b> [BASE=epoll]"; exit 2; }
+	$(PY) bench/compare.py $(A) $(B) $(if $(BASE),--base $(BASE))
 
 loadgen-vs-wrk: all
 	$(PY) bench/loadgen_vs_wrk.py

@@ -359,7 +359,7 @@ def main(argv=None) -> int:
         m["settings"] = settings
         m["plan"] = plan.to_json()
         m["complete"] = False
-        m["command"] = " ".join([sys.executable] + sys.argv)
+        m["command"] = metamod.scrub(" ".join([sys.executable] + sys.argv))   # no checkout paths
         folder.write_meta(m)
     else:
         m = folder.meta()

@@ -1,8 +1,9 @@
 """meta.json: what machine, build and tools produced a run.
 
 Anything this kind of machine does not have (no cpufreq governor on a KVM guest, no hardware
-PMU for `perf stat -e cycles`, no git commit yet) is recorded as "unavailable" instead of
-failing the run.
+PMU for `perf stat -e cycles`, no git commit yet, a library or framework not installed) is
+recorded as "unavailable" instead of failing the run. Paths inside the checkout are recorded
+relative to it (`build/CMakeCache.txt`), so a committed run names no machine's folders.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from . import procfs
 from .loadgen import version as loadgen_version
 
 UNAVAILABLE = "unavailable"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(cmd: list[str], timeout: float = 10) -> tuple[int, str]:
@@ -59,16 +61,87 @@ def mitigations() -> dict | str:
 
 
 def perf_available() -> str:
+    """Hardware counters (cycles): a KVM guest without a virtual PMU has none."""
     rc, out = _run(["perf", "stat", "-x,", "-e", "cycles", "true"])
     if rc != 0 or "not supported" in out or "not counted" in out:
         return UNAVAILABLE
     return "available"
 
 
-def build_info(bin_dir: Path) -> dict:
-    """Compiler and flags from the CMake cache of the build that made the binaries."""
-    cache = Path(bin_dir).resolve().parent / "CMakeCache.txt"
-    info: dict = {"cmake_cache": str(cache)}
+def perf_syscalls() -> str:
+    """Whether system calls per request can be counted (syscall tracepoints), else why not."""
+    from . import syscalls
+    why = syscalls.available()
+    return "available" if why is None else f"{UNAVAILABLE}: {why}"
+
+
+def cgroups() -> dict:
+    """Which cgroup layout the machine has: v2 (a fresh Debian 12), v1, or hybrid (v1
+    controllers with a v2 tree beside them), and where the cpu controller is (a CPU cap for
+    the server needs cpu.max on v2 or cpu.cfs_* on v1)."""
+    text = procfs.read_text("/proc/self/mountinfo") or ""
+    v1, v2 = [], None
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = right.split(" ")
+        mount = left.split(" ")[4] if len(left.split(" ")) > 4 else "?"
+        if fields[:1] == ["cgroup2"]:
+            v2 = mount
+        elif fields[:1] == ["cgroup"]:
+            v1.append((mount, fields[2] if len(fields) > 2 else ""))
+    cpu_v1 = next((m for m, opts in v1 if "cpu" in opts.split(",")), None)
+    v2_cpu = False
+    if v2:
+        v2_cpu = "cpu" in (procfs.read_text(f"{v2}/cgroup.controllers") or "").split()
+    version = "v2" if v2 and not v1 else ("v1" if v1 and not v2 else ("hybrid" if v1 else UNAVAILABLE))
+    return {"version": version, "v2_mount": v2 or UNAVAILABLE,
+            "cpu_controller": ("v2" if v2_cpu else f"v1 ({cpu_v1})" if cpu_v1 else UNAVAILABLE)}
+
+
+def repo_relative(path: Path, repo: Path | None = REPO) -> str:
+    """A path inside the checkout relative to it (committed runs must not name the folder
+    they were made in); a path outside it as it is."""
+    p = Path(path).resolve()
+    if repo is not None:
+        try:
+            return str(p.relative_to(Path(repo).resolve()))
+        except ValueError:
+            pass
+    return str(p)
+
+
+def scrub(text: str, repo: Path = REPO) -> str:
+    """A command line or message with the checkout's absolute path made relative."""
+    return text.replace(str(Path(repo).resolve()) + "/", "")
+
+
+_FLAG_TOKEN = re.compile(r"^(-O\w*|-g\w*|-DNDEBUG|-f[\w=+-]+|-m[\w=+-]+|-std=\S+|-W[\w=+-]+|-D\w+(=\S*)?)$")
+
+
+def flags_used(build_dir: Path, source: str = "servers/epoll/main.cpp") -> str | None:
+    """The compiler flags a model's source was really compiled with, from build.ninja (the
+    cache's CMAKE_CXX_FLAGS_RELEASE is only a default: a CMakeLists.txt that sets the normal
+    variable overrides it without touching the cache). Include paths are left out."""
+    text = procfs.read_text(str(Path(build_dir) / "build.ninja"))
+    if not text:
+        return None
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("build ") and source in line and ".o:" in line:
+            for follow in lines[i + 1:i + 8]:
+                if follow.strip().startswith("FLAGS = "):
+                    toks = follow.strip()[len("FLAGS = "):].split()
+                    return " ".join(t for t in toks if _FLAG_TOKEN.match(t))
+    return None
+
+
+def build_info(bin_dir: Path, repo: Path | None = None) -> dict:
+    """Compiler and flags of the build that made the binaries: the CMake cache, and the flags
+    build.ninja really passes (CMAKE_CXX_FLAGS_RELEASE is what the build used; the cache's
+    value beside it only when it differs)."""
+    build_dir = Path(bin_dir).resolve().parent
+    cache = build_dir / "CMakeCache.txt"
+    info: dict = {"cmake_cache": repo_relative(cache, repo)}
     text = procfs.read_text(str(cache))
     if not text:
         info["compiler"] = UNAVAILABLE
@@ -80,6 +153,22 @@ def build_info(bin_dir: Path) -> dict:
         name = key.split(":", 1)[0]
         if name in want:
             info[name] = value
+    used = flags_used(build_dir)
+    info["cxx_flags_used"] = used if used is not None else UNAVAILABLE
+    if used is not None:
+        cfg = (info.get("CMAKE_BUILD_TYPE") or "").upper()
+        key = f"CMAKE_CXX_FLAGS_{cfg}" if cfg else None
+        toks = used.split()
+        # The configuration's own part of the command line: optimisation, debug info, NDEBUG.
+        effective = " ".join(t for t in toks if re.match(r"^(-O\w*|-g\w*|-DNDEBUG)$", t))
+        if key and key in info and info[key].split() != effective.split():
+            info[f"{key}_cache"] = info[key]
+            info["flags_note"] = (f"CMakeCache.txt says {key}={info[key]!r}, but the build compiled "
+                                  f"with {effective!r} (CMakeLists.txt sets it); recorded what it used")
+        if key:
+            info[key] = effective
+        m = re.findall(r"-O\w*", used)
+        info["optimization"] = m[-1] if m else "none"
     cxx = info.get("CMAKE_CXX_COMPILER")
     if cxx:
         rc, out = _run([cxx, "--version"])
@@ -138,7 +227,39 @@ def tool_versions(bin_dir: Path) -> dict:
     out["nginx"] = m.group(1) if m else UNAVAILABLE
     rc, text = _run(["cmake", "--version"])
     out["cmake"] = text.splitlines()[0].split()[-1] if rc == 0 and text else UNAVAILABLE
+    rc, text = _run(["perf", "--version"])
+    m = re.search(r"perf version (\S+)", text)
+    out["perf"] = m.group(1) if rc == 0 and m else UNAVAILABLE
+    out["boost"] = _boost_version()
+    for lib in ("libuv", "liburing", "libevent"):
+        rc, text = _run(["pkg-config", "--modversion", lib])
+        out[lib] = text.strip() if rc == 0 and text.strip() else UNAVAILABLE
+    # The Python frameworks, by their installed metadata (no import: gevent and twisted are
+    # slow to import and have nothing to do in the harness process).
+    for dist in ("gevent", "greenlet", "twisted", "tornado", "uvloop"):
+        out[dist] = _dist_version(dist)
+    for name, cmd, pat in (("lighttpd", ["lighttpd", "-v"], r"lighttpd/(\S+)"),
+                           ("apache2", ["apache2", "-v"], r"Apache/(\S+)")):
+        rc, text = _run(cmd)
+        if rc != 0:
+            rc, text = _run(["/usr/sbin/" + cmd[0], *cmd[1:]])
+        m = re.search(pat, text)
+        out[name] = m.group(1) if m else UNAVAILABLE
     return out
+
+
+def _boost_version() -> str:
+    text = procfs.read_text("/usr/include/boost/version.hpp") or ""
+    m = re.search(r'#define BOOST_LIB_VERSION "([^"]+)"', text)
+    return m.group(1).replace("_", ".") if m else UNAVAILABLE
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        from importlib import metadata
+        return metadata.version(dist)
+    except Exception:   # PackageNotFoundError, or metadata unreadable: record, never fail
+        return UNAVAILABLE
 
 
 def collect(repo: Path, bin_dir: Path, server_cpu, client_cpu) -> dict:
@@ -152,18 +273,20 @@ def collect(repo: Path, bin_dir: Path, server_cpu, client_cpu) -> dict:
         "memory_total_kib": mem.get("MemTotal_kib"),
         "kernel": {"release": u.release, "version": u.version, "machine": u.machine},
         "os": _os_release(),
-        "build": build_info(bin_dir),
+        "build": build_info(bin_dir, repo),
         "git": git_info(repo),
         "governor": governor(),
         "mitigations": mitigations(),
         "perf": perf_available(),
+        "perf_syscalls": perf_syscalls(),
+        "cgroup": cgroups(),
         "pinning": {"server_cpu": server_cpu, "client_cpu": client_cpu,
                     "harness_cpu": client_cpu,
                     "note": "server pinned with sched_setaffinity; loadgen, slow clients and the "
                             "sampler share the client CPU"},
         "limits": limits(),
         "tools": tool_versions(bin_dir),
-        "bin_dir": str(Path(bin_dir).resolve()),
+        "bin_dir": repo_relative(bin_dir, repo),
     }
 
 

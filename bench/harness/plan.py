@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import registry
+from . import registry, syscalls
 
 MODELS = registry.NAMES  # servers/models.txt, in chart order
 EXPERIMENTS = ["scale", "idle", "churn", "latency", "blocking", "cpu", "payload", "slowloris", "micro"]
@@ -74,9 +74,8 @@ FD_LIMITED_MODELS = {"select"}
 FD_SETSIZE_IDLE = [0, 300, 900]
 
 # The syscall-counting window (harness/syscalls.py) runs after the timed window of the points a
-# preset names (Preset.count_points), on the same server, never inside it; it costs about
-# COUNT_WINDOW_S + 0.3 s per point.
-COUNT_WINDOW_S = 0.5   # counts per request need no long window
+# preset names (Preset.count_points), in the first repetition, on the same server, never inside
+# it; it costs about syscalls.COUNT_COST_S per point.
 
 
 @dataclass
@@ -113,7 +112,8 @@ PRESETS = {
         points={"scale": [1, 100, 1000], "idle": [0, 1000, 10000], "churn": [10],
                 "latency": [50, 80, 110], "blocking": [0, 1], "cpu": [100],
                 "payload": [13, 1048576], "slowloris": [500]},
-        micro_min_time_s=0.05, micro_reps=3, budget_s=1800, count_points=[["scale", 100]]),
+        micro_min_time_s=0.05, micro_reps=3, budget_s=1800,
+        count_points=[["scale", 100], ["churn", 10]]),
     # all points, 10000 connections (3 repetitions, not DESIGN's 5: five do not fit in 2 h
     # once the registry holds ~27 models)
     "full": Preset(
@@ -273,8 +273,8 @@ def estimate_point_s(point: Point, preset: Preset) -> float:
         est += 1.3 * conns * MEMORY_PASS_S_PER_THREAD
     if point.experiment == "slowloris":
         est += 0.15
-    if counts_syscalls(point, preset):
-        est += COUNT_WINDOW_S + 0.3
+    if counts_syscalls(point, preset) and point.rep == 0:
+        est += syscalls.estimate_s()   # the separate system-call counting window
     return est
 
 

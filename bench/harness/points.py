@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cgroup as cgroupmod
-from . import procfs, registry, sampler
+from . import procfs, registry, sampler, syscalls
 from . import reference as referencemod
 from .loadgen import Loadgen, LoadResult, LoadSpec
 from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS, BLOCKING_SLEEP_US,
-                   BLOCKING_SLOW_CONNS, CAPPED_EXPERIMENTS, COUNT_WINDOW_S,
+                   BLOCKING_SLOW_CONNS, CAPPED_EXPERIMENTS,
                    CPU_CONNS, FD_SETSIZE, IDLE_ACTIVE_CONNS, LATENCY_CONNS, MEMORY_PASS_S_PER_PROC,
                    MEMORY_PASS_S_PER_THREAD, PAYLOAD_CONNS, PEAK, PROCESS_PER_CONN,
                    SLOWLORIS_ACTIVE_CONNS, THREAD_PER_CONN, TIMEOUT_S, Point,
@@ -492,9 +492,15 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
         res_aux = aux.wait() if aux else None
         server_alive = srv.alive()
 
-        syscalls = None
-        if server_alive and ctx.count_syscalls and counts_syscalls(point, ctx.preset):
-            syscalls = _count_syscalls(ctx, srv, main_spec)
+        # System calls per request: a separate counting window on the live server, after the
+        # timed window (harness/syscalls.py; {"unavailable": why} otherwise). Counts per
+        # request barely move between repetitions, so only the first one counts.
+        counted = None
+        if counts_syscalls(point, ctx.preset):
+            if point.rep != 0:
+                counted = {"unavailable": "counted in repetition 0", "counted_in_other_rep": True}
+            elif server_alive and ctx.count_syscalls and res.json and res.json.get("requests"):
+                counted = syscalls.count_for_point(point, ctx, srv, main_spec)
 
         if slow_proc is not None:
             rec["slowloris"].update(_stop_slowloris(slow_proc))
@@ -522,7 +528,7 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
         }
         rec["system"] = {"before": system_before, "after": system_after,
                          "tcp_mem_kib_held": mem.tcp_mem_kib}
-        rec["syscalls"] = syscalls
+        rec["syscalls"] = counted
 
         if not server_alive:
             rec["reason"] = f"server exited during the run (code {srv.exit_code}): {srv.stderr_tail()[-300:]}"
@@ -588,29 +594,6 @@ def _sampler_cost(readings: list[tuple[str, sampler.Reading]], win: sampler.Wind
     return {"memory_reading_s": round(sum(r.cost_s for n, r in readings if n == "memory"), 5),
             "window_readings_s": round(inside, 5),
             "window_frac_of_core": round(inside / span, 5)}
-
-
-def _count_syscalls(ctx: Context, srv: Server, spec: LoadSpec) -> dict:
-    """The syscall-counting window (harness/syscalls.py, written beside this harness): a short
-    extra loadgen run of the same shape, after the timed window, while perf counts on the
-    server CPUs. Never inside a window whose latency is reported."""
-    try:
-        from . import syscalls as sysmod   # noqa: PLC0415 (optional module)
-    except ImportError:
-        return {"unavailable": "bench/harness/syscalls.py is not part of this checkout"}
-    why = sysmod.available() if hasattr(sysmod, "available") else "syscalls.available() missing"
-    if why:
-        return {"unavailable": why}
-
-    def run_window(seconds: float = COUNT_WINDOW_S) -> dict | None:
-        lg = Loadgen(ctx.loadgen, srv.url(spec.path), spec, 0.1, seconds)
-        ctx.current.append(lg)
-        return lg.start().wait().json
-
-    try:
-        return sysmod.count_point(ctx.server_cpus, run_window)
-    except Exception as e:   # counting is an extra: the point stands without it
-        return {"unavailable": f"{type(e).__name__}: {e}"}
 
 
 def _start_slowloris(ctx: Context, srv: Server, clients: int):
@@ -723,9 +706,7 @@ def metrics(point: Point, rec: dict, res: LoadResult, res_aux: LoadResult | None
         m["ctxsw_per_req"] = round((win.ctx_vol + win.ctx_invol) / (rps * span), 4)
         m["ctxsw_source"] = "proc"
     sc = rec.get("syscalls") or {}
-    for k, v in sc.items():
-        if (k.startswith("syscall") or k == "ctxsw_per_req") and isinstance(v, (int, float)):
-            m[k] = v
+    m.update(syscalls.metrics_of(sc, m))
     if isinstance(sc.get("ctxsw_per_req"), (int, float)):
         m["ctxsw_source"] = "perf"   # counts reaped children too: preferred over /proc
     # Memory, read in the warm-up while every connection was held.

@@ -9,7 +9,7 @@ import io
 import math
 from collections import defaultdict
 
-from . import stats
+from . import stats, syscalls
 from .plan import EXPERIMENTS, PEAK
 
 COLUMNS = ["experiment", "model", "param", "metric", "unit", "n", "median", "min", "max",
@@ -133,8 +133,8 @@ def _row(experiment, model, param, metric, values, status, flags, note) -> dict:
     if stats.spread_exceeds(values):
         fl.append("spread>10%")
     return {"experiment": experiment, "model": model, "param": param, "metric": metric,
-            "unit": UNITS.get(metric, ""), "n": s["n"], "median": s["median"], "min": s["min"],
-            "max": s["max"], "spread_pct": s["spread_pct"], "status": status,
+            "unit": UNITS.get(metric) or syscalls.unit(metric) or "", "n": s["n"],
+            "median": s["median"], "min": s["min"], "max": s["max"], "spread_pct": s["spread_pct"], "status": status,
             "flags": ";".join(sorted(set(fl))), "note": note}
 
 
