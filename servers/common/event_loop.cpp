@@ -40,13 +40,18 @@ struct Connection {
 class EventLoop {
  public:
   EventLoop(const std::string& model, UniqueFd listener, Backend& backend,
-            const ServerOptions& options)
-      : model_(model), listener_(std::move(listener)), backend_(backend), options_(options) {}
+            const ServerOptions& options, const LoopHooks& hooks)
+      : model_(model), listener_(std::move(listener)), backend_(backend), options_(options),
+        hooks_(hooks) {}
 
   int run() {
-    SignalPipe::watch(SIGTERM);
-    SignalPipe::watch(SIGINT);
-    if (!backend_.add(listener_.get(), kReadable) || !backend_.add(SignalPipe::fd(), kReadable)) {
+    if (hooks_.stop_fd < 0) {
+      SignalPipe::watch(SIGTERM);
+      SignalPipe::watch(SIGINT);
+    }
+    const int stop_fd = hooks_.stop_fd >= 0 ? hooks_.stop_fd : SignalPipe::fd();
+    if (!backend_.add(listener_.get(), kReadable) || !backend_.add(stop_fd, kReadable) ||
+        (hooks_.offloader && !backend_.add(hooks_.offloader->wake_fd(), kReadable))) {
       log_error(model_, "cannot watch the listening socket");
       return 1;
     }
@@ -60,8 +65,11 @@ class EventLoop {
       close_expired_lingerers();
       run_waiting_turns();
       for (const Ready& event : ready) {
-        if (event.fd == SignalPipe::fd()) {
-          if (SignalPipe::drain_stop()) return 0;  // connections close as conns_ is destroyed
+        if (event.fd == stop_fd) {
+          // connections close as conns_ is destroyed
+          if (hooks_.stop_fd >= 0 || SignalPipe::drain_stop()) return 0;
+        } else if (hooks_.offloader && event.fd == hooks_.offloader->wake_fd()) {
+          resume_offloaded();
         } else if (event.fd == listener_.get()) {
           if (!accept_paused_) accept_clients();
         } else if (auto it = conns_.find(event.fd); it != conns_.end()) {
@@ -117,7 +125,9 @@ class EventLoop {
         reject_connection(std::move(r.fd), 503);  // e.g. select: fd >= FD_SETSIZE
         continue;
       }
-      conns_.try_emplace(fd).first->second.fd = std::move(r.fd);
+      Connection& c = conns_.try_emplace(fd).first->second;
+      c.fd = std::move(r.fd);
+      if (hooks_.offloader) c.session.defer_if(hooks_.offloader->blocking());
     }
   }
 
@@ -134,7 +144,7 @@ class EventLoop {
       if (!drain(c)) close(c);
       return;
     }
-    if ((mask & kReadable) && c.session.next() == http::Want::Read) {
+    if ((mask & kReadable) && !c.session.waiting() && c.session.next() == http::Want::Read) {
       const ssize_t n = ::recv(c.fd.get(), scratch_, sizeof scratch_, 0);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return close(c);
       if (n > 0) c.session.on_bytes({scratch_, static_cast<std::size_t>(n)});
@@ -160,6 +170,9 @@ class EventLoop {
   // After the session changed: write what it has, start lingering close, queue its next turn,
   // and tell the backend what to wait for.
   void after_turn(Connection& c) {
+    // A blocking request leaves for a worker (server-offload); the responses before it go out.
+    if (auto request = c.session.take_deferred(); request && hooks_.offloader)
+      hooks_.offloader->submit(c.fd.get(), std::move(request));
     // Write at once rather than waiting a round for writability: usually it all fits.
     if (c.session.next() == http::Want::Write && !write_some(c)) return close(c);
     if (c.session.next() == http::Want::Finish) {
@@ -172,11 +185,35 @@ class EventLoop {
       c.turn_queued = true;
       turns_due_.push_back(c.fd.get());
     }
-    const int want = c.session.next() == http::Want::Write ? kWritable : kReadable;
+    int want = c.session.next() == http::Want::Write ? kWritable : kReadable;
+    // Waiting for a worker with nothing to write: not watched at all (input must not be read,
+    // and a hang-up reported on every wait would spin the loop) until resume_offloaded().
+    if (c.session.waiting() && want == kReadable) want = kNone;
     if (want != c.mask) {
-      backend_.modify(c.fd.get(), want);
+      if (c.mask == kNone) {
+        if (!backend_.add(c.fd.get(), want)) return close(c);
+      } else if (want == kNone) {
+        backend_.remove(c.fd.get());
+      } else {
+        backend_.modify(c.fd.get(), want);
+      }
       c.mask = want;
     }
+  }
+
+  // Responses from the offloader's workers: each connection goes on where it stopped. A
+  // connection whose request is out is never closed meanwhile (not watched, and Busy has no
+  // deadline), so its fd still names it.
+  void resume_offloaded() {
+    offloaded_.clear();
+    hooks_.offloader->collect(offloaded_);
+    for (auto& [fd, response] : offloaded_) {
+      auto it = conns_.find(fd);
+      if (it == conns_.end() || !it->second.session.waiting()) continue;
+      it->second.session.resume(std::move(response));
+      after_turn(it->second);
+    }
+    offloaded_.clear();
   }
 
   // Writes until the socket buffer is full or the output is gone. False on a send error.
@@ -203,7 +240,7 @@ class EventLoop {
 
   void close(Connection& c) {
     const int fd = c.fd.get();
-    backend_.remove(fd);
+    if (c.mask != kNone) backend_.remove(fd);
     conns_.erase(fd);  // the UniqueFd closes it
   }
 
@@ -211,6 +248,8 @@ class EventLoop {
   UniqueFd listener_;
   Backend& backend_;
   const ServerOptions& options_;
+  const LoopHooks hooks_;
+  std::vector<std::pair<int, http::Response>> offloaded_;  // scratch for resume_offloaded()
   std::unordered_map<int, Connection> conns_;
   std::deque<std::pair<int, Clock::time_point>> lingering_;  // (fd, deadline), oldest first
   std::vector<int> turns_due_, turns_now_;  // connections owed a turn on the next pass
@@ -223,9 +262,9 @@ class EventLoop {
 }  // namespace
 
 int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend,
-                   const ServerOptions& options) {
+                   const ServerOptions& options, const LoopHooks& hooks) {
   // The loop owns a 16 KiB scratch buffer: allocate it once on the heap, not on the stack.
-  auto loop = std::make_unique<EventLoop>(model, std::move(listener), backend, options);
+  auto loop = std::make_unique<EventLoop>(model, std::move(listener), backend, options, hooks);
   return loop->run();
 }
 

@@ -36,6 +36,7 @@ struct ServerSpec {
   std::string model;        // "epoll": names the binary (server-epoll) and prefixes messages
   std::string description;  // one line for --help
   bool nonblocking_listener = true;
+  bool reuse_port = false;  // SO_REUSEPORT on the listener, so the model can bind more (reuseport)
   WorkersFlag workers;
   // Adds the model's own flags to the parser (optional).
   std::function<void(CLI::App&)> add_flags;

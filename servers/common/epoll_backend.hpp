@@ -1,0 +1,73 @@
+// The epoll backend of the shared event loop (common/event_loop.hpp), after redis's
+// ae_epoll.c. Used by server-epoll, and by the production models that run the same loop in
+// several processes (prefork) or threads (reuseport) or beside a worker pool (offload).
+//
+// The interest set lives in the kernel (epoll_ctl changes it once per change, not per wait),
+// and epoll_wait returns only the ready fds: cost grows with activity, not with the number of
+// idle connections. Level-triggered, so the loop may read once per wake-up and come back later
+// without losing readiness.
+//
+// `exclusive_fd` (prefork): that one fd (the listening socket every worker process shares) is
+// added with EPOLLEXCLUSIVE, so a new connection wakes one waiting worker instead of all of
+// them (the thundering herd). The loop only ever adds and removes the listener, never modifies
+// it, which is what EPOLLEXCLUSIVE allows.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "event_loop.hpp"
+#include "unique_fd.hpp"
+
+namespace cmbench::ev {
+
+class EpollBackend final : public Backend {
+ public:
+  static constexpr int kMaxEvents = 1024;  // ready fds taken per epoll_wait; the rest wait
+
+  explicit EpollBackend(int exclusive_fd = -1)
+      : epfd_(::epoll_create1(EPOLL_CLOEXEC)), events_(kMaxEvents), exclusive_fd_(exclusive_fd) {
+    if (!epfd_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+  }
+  std::string_view name() const override { return "epoll"; }
+
+  bool add(int fd, int mask) override { return ctl(EPOLL_CTL_ADD, fd, mask); }
+  void modify(int fd, int mask) override { ctl(EPOLL_CTL_MOD, fd, mask); }
+  void remove(int fd) override { ctl(EPOLL_CTL_DEL, fd, kNone); }
+
+  bool wait(int timeout_ms, std::vector<Ready>& ready) override {
+    ready.clear();
+    const int n = ::epoll_wait(epfd_.get(), events_.data(), kMaxEvents, timeout_ms);
+    if (n < 0) return errno == EINTR;
+    // Only the ready fds come back: no scan over idle connections.
+    for (int i = 0; i < n; ++i) {
+      const epoll_event& e = events_[static_cast<std::size_t>(i)];
+      int mask = kNone;
+      if (e.events & (EPOLLIN | EPOLLERR | EPOLLHUP)) mask |= kReadable;
+      if (e.events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) mask |= kWritable;
+      ready.push_back({e.data.fd, mask});
+    }
+    return true;
+  }
+
+ private:
+  bool ctl(int op, int fd, int mask) {
+    epoll_event e{};
+    e.events = ((mask & kReadable) ? EPOLLIN : 0u) | ((mask & kWritable) ? EPOLLOUT : 0u);
+    if (op == EPOLL_CTL_ADD && fd == exclusive_fd_) e.events |= EPOLLEXCLUSIVE;
+    e.data.fd = fd;
+    return ::epoll_ctl(epfd_.get(), op, fd, &e) == 0;
+  }
+
+  UniqueFd epfd_;
+  std::vector<epoll_event> events_;
+  int exclusive_fd_;
+};
+
+}  // namespace cmbench::ev
