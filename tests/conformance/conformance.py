@@ -34,7 +34,9 @@ from harness import (GET_ROOT, HELLO, SANITIZED, SLOW, CheckFailed, Server, conn
 
 PROCESS_MODELS = {"fork"}
 THREAD_MODELS = {"threads"}
-BLOCKING_MODELS = PROCESS_MODELS | THREAD_MODELS   # a blocking handler stalls one client only
+POOL_MODELS = {"threadpool", "offload"}  # a blocking handler holds one pool thread, not the server
+WORKER_PROCESS_MODELS = {"prefork"}      # a fixed set of worker processes (--workers)
+BLOCKING_MODELS = PROCESS_MODELS | THREAD_MODELS | POOL_MODELS  # a blocking handler stalls one client only
 # servers/models.txt through its reader (by folder: this directory has a harness.py of its own).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "harness"))
 import registry  # noqa: E402
@@ -631,6 +633,8 @@ def check_sigterm(bin_dir: str, model: str) -> None:
         children = server.children()
         if model in PROCESS_MODELS:
             require(len(children) >= 7, f"fork: expected 7 children with 7 open clients, saw {children}")
+        if model in WORKER_PROCESS_MODELS:
+            require(len(children) >= 1, f"{model}: expected its worker processes, saw {children}")
         status, took = server.stop(limit)
         require(status is not None, f"still running {limit:.0f}s after SIGTERM")
         require(status == 0, f"exit status {status} after SIGTERM, expected 0")
