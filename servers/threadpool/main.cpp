@@ -16,7 +16,8 @@
 // claimed its turn (a flag under the connection's own mutex); only that thread changes its
 // state or closes it, and the fd itself is closed when the last reference goes, so the number
 // cannot be reused while some thread still holds the connection. Deadlines (DESIGN §3: idle,
-// header, lingering close) live in one min-heap with at most one entry per connection, run by
+// header, lingering close) live in one min-heap, an entry per connection (a new one only when
+// its deadline moves earlier; one that moved later is re-queued when it comes due), run by
 // a timer thread that claims a due connection like any turn (or, if a turn is in progress,
 // asks that thread to expire it at the end of its turn). --max-clients bounds the table.
 // SIGTERM: the main thread writes an eventfd every thread sees, joins the pool, and leaves a
@@ -74,8 +75,8 @@ struct Connection {
   bool in_turn = false;       // a thread is serving it; the state below belongs to that thread
   bool expire_asked = false;  // the timer found it due during a turn: that turn expires it
   bool closed = false;        // out of the table: stale events and timers leave it alone
-  bool queued = false;        // it has an entry in the deadline heap
-  Clock::time_point due = kNever;  // its deadline, as published at the end of the last turn
+  Clock::time_point due = kNever;        // its deadline, as published at the end of each turn
+  Clock::time_point queued_at = kNever;  // its current entry in the deadline heap (kNever: none)
 
   // Owned by the thread in the turn.
   http::HttpSession session;
@@ -89,6 +90,8 @@ struct Connection {
 using ConnectionPtr = std::shared_ptr<Connection>;
 
 class ThreadPoolServer {
+  using Entry = std::pair<Clock::time_point, std::uint64_t>;  // (deadline, connection id)
+
  public:
   ThreadPoolServer(UniqueFd listener, const ServerOptions& options)
       : listener_(std::move(listener)), options_(options), epfd_(::epoll_create1(EPOLL_CLOEXEC)),
@@ -139,13 +142,13 @@ class ThreadPoolServer {
         accept_resume_ = kNever;
         ctl(EPOLL_CTL_MOD, listener_.get(), EPOLLIN | EPOLLONESHOT, kListenerId);
       }
-      std::vector<std::uint64_t> due;
+      std::vector<Entry> due;
       while (!heap_.empty() && heap_.top().first <= now) {
-        due.push_back(heap_.top().second);
+        due.push_back(heap_.top());
         heap_.pop();
       }
       lock.unlock();
-      for (const std::uint64_t id : due) expire(id, now);
+      for (const auto& [at, id] : due) expire(id, at, now);
       lock.lock();
     }
   }
@@ -200,7 +203,7 @@ class ThreadPoolServer {
       // Nobody else can see it before it is in the table: set its first (idle) deadline now.
       c->deadline.update(c->session, options_.timeouts, Clock::now());
       c->due = c->deadline.at();
-      c->queued = true;
+      c->queued_at = c->due;
       {
         std::lock_guard lock(table_mutex_);
         table_.emplace(c->id, c);
@@ -310,8 +313,11 @@ class ThreadPoolServer {
         continue;
       }
       c->due = c->current_deadline();
-      const bool push = !c->queued && c->due != kNever;
-      c->queued = c->queued || push;
+      // A deadline later than the queued entry waits for that entry to come due (then it is
+      // queued again); only an earlier one needs an entry now. So a busy keep-alive connection
+      // costs no heap operation per request, and has at most a few entries.
+      const bool push = c->due < c->queued_at;
+      if (push) c->queued_at = c->due;
       c->in_turn = false;
       std::uint32_t events = EPOLLIN;
       if (!c->draining) {
@@ -334,9 +340,10 @@ class ThreadPoolServer {
     heap_.emplace(at, id);
   }
 
-  // A heap entry came due. The connection's deadline may have moved since (a request came):
+  // A heap entry came due. An entry that is not the connection's current one is stale (an
+  // earlier deadline replaced it). The deadline may have moved later since (a request came):
   // then it is queued again at its current deadline; if it has none, it leaves the heap.
-  void expire(std::uint64_t id, Clock::time_point now) {
+  void expire(std::uint64_t id, Clock::time_point at, Clock::time_point now) {
     ConnectionPtr c;
     {
       std::lock_guard lock(table_mutex_);
@@ -345,21 +352,19 @@ class ThreadPoolServer {
       c = it->second;
     }
     std::unique_lock lock(c->mutex);
-    if (c->closed) return;
+    if (c->closed || at != c->queued_at) return;
+    c->queued_at = kNever;
     if (c->in_turn) {  // that thread publishes a new deadline, or expires it, when it is done
       c->expire_asked = true;
-      c->queued = false;
       return;
     }
     if (c->due > now) {
-      c->queued = c->due != kNever;
-      const auto at = c->due;
+      const auto again = c->queued_at = c->due;
       lock.unlock();
-      if (at != kNever) push_deadline(at, id);
+      if (again != kNever) push_deadline(again, id);
       return;
     }
     c->in_turn = true;
-    c->queued = false;
     lock.unlock();
     expire_in_turn(*c);
     release(c);
@@ -383,7 +388,6 @@ class ThreadPoolServer {
   std::mutex table_mutex_;
   std::unordered_map<std::uint64_t, ConnectionPtr> table_;
 
-  using Entry = std::pair<Clock::time_point, std::uint64_t>;  // (deadline, connection id)
   std::mutex timers_mutex_;  // guards the heap, accept_resume_, timers_stopping_
   std::condition_variable timers_changed_;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
