@@ -32,6 +32,7 @@ struct Connection {
   http::HttpSession session;
   int mask = kReadable;    // what the backend watches for this fd now
   bool turn_queued = false;  // in turns_due_: owed a turn on the loop's next pass
+  std::uint64_t serial = 0;  // this connection's number (an fd number is reused after a close)
   bool draining = false;   // final response sent: discard input until the peer closes
   std::size_t drained = 0;
   Clock::time_point linger_until{};
@@ -127,6 +128,7 @@ class EventLoop {
       }
       Connection& c = conns_.try_emplace(fd).first->second;
       c.fd = std::move(r.fd);
+      c.serial = ++accepted_;
       if (hooks_.offloader) c.session.defer_if(hooks_.offloader->blocking());
     }
   }
@@ -172,7 +174,7 @@ class EventLoop {
   void after_turn(Connection& c) {
     // A blocking request leaves for a worker (server-offload); the responses before it go out.
     if (auto request = c.session.take_deferred(); request && hooks_.offloader)
-      hooks_.offloader->submit(c.fd.get(), std::move(request));
+      hooks_.offloader->submit({c.fd.get(), c.serial}, std::move(request));
     // Write at once rather than waiting a round for writability: usually it all fits.
     if (c.session.next() == http::Want::Write && !write_some(c)) return close(c);
     if (c.session.next() == http::Want::Finish) {
@@ -201,15 +203,16 @@ class EventLoop {
     }
   }
 
-  // Responses from the offloader's workers: each connection goes on where it stopped. A
-  // connection whose request is out is never closed meanwhile (not watched, and Busy has no
-  // deadline), so its fd still names it.
+  // Responses from the offloader's workers: each connection goes on where it stopped (unless
+  // it closed meanwhile, e.g. a write error on the responses before the offloaded one).
   void resume_offloaded() {
     offloaded_.clear();
     hooks_.offloader->collect(offloaded_);
-    for (auto& [fd, response] : offloaded_) {
-      auto it = conns_.find(fd);
-      if (it == conns_.end() || !it->second.session.waiting()) continue;
+    for (auto& [from, response] : offloaded_) {
+      auto it = conns_.find(from.fd);
+      if (it == conns_.end() || it->second.serial != from.connection ||
+          !it->second.session.waiting())
+        continue;
       it->second.session.resume(std::move(response));
       after_turn(it->second);
     }
@@ -249,7 +252,8 @@ class EventLoop {
   Backend& backend_;
   const ServerOptions& options_;
   const LoopHooks hooks_;
-  std::vector<std::pair<int, http::Response>> offloaded_;  // scratch for resume_offloaded()
+  std::vector<std::pair<OffloadTicket, http::Response>> offloaded_;  // for resume_offloaded()
+  std::uint64_t accepted_ = 0;  // connections accepted so far: their serial numbers
   std::unordered_map<int, Connection> conns_;
   std::deque<std::pair<int, Clock::time_point>> lingering_;  // (fd, deadline), oldest first
   std::vector<int> turns_due_, turns_now_;  // connections owed a turn on the next pass

@@ -4,6 +4,7 @@
 // function?"; reading run_event_loop() answers "what does a single-threaded server do all day?".
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,14 +44,21 @@ class Backend {
 // offloader (HttpSession::defer_if / take_deferred), stops watching that connection, and goes on
 // serving the others; when wake_fd() is readable it collects the responses and resumes each
 // connection where it stopped (HttpSession::resume).
+// Which connection a deferred request came from: fd numbers are reused once a connection
+// closes, so the loop also numbers its connections.
+struct OffloadTicket {
+  int fd;
+  std::uint64_t connection;
+};
+
 class Offloader {
  public:
   virtual ~Offloader() = default;
   virtual http::DeferPredicate blocking() const = 0;  // which requests leave the loop
   virtual int wake_fd() const = 0;                     // readable while responses wait
-  virtual void submit(int fd, std::unique_ptr<http::DeferredRequest> request) = 0;
-  // Moves every finished (fd, response) into `done`.
-  virtual void collect(std::vector<std::pair<int, http::Response>>& done) = 0;
+  virtual void submit(OffloadTicket from, std::unique_ptr<http::DeferredRequest> request) = 0;
+  // Moves every finished (ticket, response) into `done`.
+  virtual void collect(std::vector<std::pair<OffloadTicket, http::Response>>& done) = 0;
 };
 
 // What the production models add to the loop; the defaults are the single-threaded server.

@@ -61,15 +61,15 @@ class WorkerPool final : public ev::Offloader {
   http::DeferPredicate blocking() const override { return blocks; }
   int wake_fd() const override { return shared_->wake.get(); }
 
-  void submit(int fd, std::unique_ptr<http::DeferredRequest> request) override {
+  void submit(ev::OffloadTicket from, std::unique_ptr<http::DeferredRequest> request) override {
     {
       std::lock_guard lock(shared_->mutex);
-      shared_->jobs.push_back({fd, std::move(request)});
+      shared_->jobs.push_back({from, std::move(request)});
     }
     shared_->work_ready.notify_one();
   }
 
-  void collect(std::vector<std::pair<int, http::Response>>& done) override {
+  void collect(std::vector<std::pair<ev::OffloadTicket, http::Response>>& done) override {
     std::uint64_t count;
     [[maybe_unused]] const auto n = ::read(shared_->wake.get(), &count, sizeof count);  // re-arm
     std::lock_guard lock(shared_->mutex);
@@ -99,7 +99,7 @@ class WorkerPool final : public ev::Offloader {
 
  private:
   struct Job {
-    int fd;
+    ev::OffloadTicket from;
     std::unique_ptr<http::DeferredRequest> request;
   };
   // Everything the workers touch, shared-owned so no worker can outlive it.
@@ -112,7 +112,7 @@ class WorkerPool final : public ev::Offloader {
     std::mutex mutex;     // guards everything below
     std::condition_variable work_ready, finished;
     std::deque<Job> jobs;
-    std::vector<std::pair<int, http::Response>> done;
+    std::vector<std::pair<ev::OffloadTicket, http::Response>> done;
     std::vector<bool> exited;
     bool stopping = false;
   };
@@ -127,7 +127,7 @@ class WorkerPool final : public ev::Offloader {
       lock.unlock();
       http::Response response = http::respond(job.request->view());  // may sleep or spin
       lock.lock();
-      s->done.emplace_back(job.fd, std::move(response));
+      s->done.emplace_back(job.from, std::move(response));
       const std::uint64_t one = 1;
       [[maybe_unused]] const auto n = ::write(s->wake.get(), &one, sizeof one);
     }
