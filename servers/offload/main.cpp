@@ -39,7 +39,7 @@ namespace {
 
 using namespace cmbench;
 
-constexpr auto kStopGrace = std::chrono::milliseconds(1500);  // DESIGN §3: exit within 2 s
+constexpr auto kStopGrace = std::chrono::milliseconds(1200);  // DESIGN §3: exit within 2 s, with room
 
 // The handlers that block the thread they run on (DESIGN §2): a stand-in for a blocking library
 // call, and a CPU-bound one.

@@ -43,7 +43,7 @@ namespace {
 
 using namespace cmbench;
 
-constexpr auto kStopGrace = std::chrono::milliseconds(1500);  // DESIGN §3: exit within 2 s
+constexpr auto kStopGrace = std::chrono::milliseconds(1200);  // DESIGN §3: exit within 2 s, with room
 
 // What the loop threads share with the main thread. Held by shared_ptr: a thread still in a
 // handler at the deadline keeps it alive until the process ends.

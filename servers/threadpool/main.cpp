@@ -62,7 +62,7 @@ constexpr std::uint64_t kListenerId = 0;  // epoll data of the listening socket
 constexpr std::uint64_t kStopId = 1;      // ... of the stop eventfd; connections count from 2
 constexpr int kAcceptBatch = 64;          // accepts per turn of the listener
 constexpr auto kAcceptPause = 100ms;      // back-off when out of fds
-constexpr auto kStopGrace = 1500ms;       // DESIGN §3: exit within 2 s
+constexpr auto kStopGrace = 1200ms;       // DESIGN §3: exit within 2 s, with room to spare
 constexpr Clock::time_point kNever = Clock::time_point::max();
 
 struct Connection {
