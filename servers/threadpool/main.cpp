@@ -316,8 +316,9 @@ class ThreadPoolServer {
       // A deadline later than the queued entry waits for that entry to come due (then it is
       // queued again); only an earlier one needs an entry now. So a busy keep-alive connection
       // costs no heap operation per request, and has at most a few entries.
-      const bool push = c->due < c->queued_at;
-      if (push) c->queued_at = c->due;
+      const auto due = c->due;  // for the push below, made after the mutex is released
+      const bool push = due < c->queued_at;
+      if (push) c->queued_at = due;
       c->in_turn = false;
       std::uint32_t events = EPOLLIN;
       if (!c->draining) {
@@ -329,7 +330,7 @@ class ThreadPoolServer {
       }
       ctl(EPOLL_CTL_MOD, c->fd.get(), events | EPOLLONESHOT, c->id);
       lock.unlock();
-      if (push) push_deadline(c->due, c->id);
+      if (push) push_deadline(due, c->id);
       return;
     }
   }
