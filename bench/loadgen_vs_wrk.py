@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """make loadgen-vs-wrk: cmbench's loadgen side by side with wrk at maximum rate.
 
-Against server-epoll and against nginx-light (one worker, the same 13-byte response, started
-here on an ephemeral loopback port with a temporary prefix and stopped by PID), with the server
+Against server-epoll and against nginx-light (the reference row's config: one worker, the same
+13-byte response, started on an ephemeral loopback port in a temporary folder and stopped by PID;
+skipped with the reason when nginx is not installed: make deps-reference), with the server
 pinned to CPU 0 and the client to CPU 1, for c = 10, 100 and 1000, 5 s per run, loadgen and wrk
 alternated three times (interleaved, because identical runs on this kind of machine differ by
 20-25 %). Both clients use one thread. Prints req/s, p50 and p99 for both (medians, with the
@@ -33,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+from harness import reference  # noqa: E402  (the reference rows' configs and start commands)
 from harness.server import Server  # noqa: E402  (the harness's server lifecycle)
 BODY = b"Hello, World!"
 
@@ -97,54 +99,31 @@ class EpollServer:
 
 
 class Nginx:
-    """nginx-light with one worker returning the same 13-byte body (settings of
-    /work/shared/reference: no access log, long keep-alive, epoll)."""
+    """nginx-light with one worker returning the same 13-byte body: the reference row's own
+    config and start command (bench/harness/reference.py, bench/reference/nginx.conf.in),
+    in the foreground on a free loopback port, stopped by PID."""
     name = "nginx"
 
-    CONF = """daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 19000; use epoll; }}
-http {{
-  access_log off;
-  default_type text/plain;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  client_body_temp_path {dir}/client_body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    location = / {{ return 200 "Hello, World!"; }}
-  }}
-}}
-"""
-
     def __init__(self, cpu):
-        exe = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.path.exists(exe):
-            raise RuntimeError("nginx not found: install nginx-light (make deps)")
+        reason = reference.available("nginx")
+        if reason:
+            raise RuntimeError(reason)
         self.dir = Path(tempfile.mkdtemp(prefix="cmbench-nginx-"))
         self.proc = None
         for _ in range(5):  # the free port may be taken between probe and bind: retry
             self.port = free_port()
-            conf = self.dir / "nginx.conf"
-            conf.write_text(self.CONF.format(dir=self.dir, port=self.port))
-            self.proc = subprocess.Popen([exe, "-p", f"{self.dir}/", "-c", str(conf), "-e", str(self.dir / "error.log")],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned(cpu))
-            if probe(self.port):
+            argv = reference.command("nginx", "127.0.0.1", self.port, self.dir, None)
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         preexec_fn=pinned(cpu))
+            if reference.wait_for_port("127.0.0.1", self.port, 5, lambda: self.proc.poll() is None) is None \
+                    and probe(self.port):
                 return
-            self.stop()
-        log = (self.dir / "error.log").read_text(errors="replace")[-500:] if (self.dir / "error.log").exists() else ""
+            self.stop(keep_dir=True)
+        log = reference.error_log(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
         raise RuntimeError(f"nginx did not start: {log}")
 
-    def stop(self):
+    def stop(self, keep_dir=False):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)  # the master stops its worker and exits
             try:
@@ -152,7 +131,8 @@ http {{
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
@@ -245,6 +225,9 @@ def main():
 
     runs = []
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if "nginx" in servers and (why := reference.available("nginx")):
+        print(f"skipping nginx: {why}", file=sys.stderr)
+        servers.remove("nginx")
     total = len(servers) * len(conns) * args.reps * 2
     done = 0
     started = time.monotonic()

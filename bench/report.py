@@ -10,6 +10,7 @@ cite.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,16 +19,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "plots"))
 
-from harness import readings, store, summary  # noqa: E402
+from harness import readings, reference, registry, store, summary  # noqa: E402
 from harness.plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS,  # noqa: E402
                           BLOCKING_SLEEP_US,
                           BLOCKING_SLOW_CONNS, CPU_CONNS, IDLE_ACTIVE_CONNS, LATENCY_CONNS,
-                          PAYLOAD_CONNS, PEAK, QUESTIONS, SLOWLORIS_ACTIVE_CONNS, TIMEOUT_S)
+                          PAYLOAD_CONNS, PEAK, QUESTIONS, SLOWLORIS_ACTIVE_CONNS)
 from harness.readings import cell  # noqa: E402
 
 METHOD = {
-    "scale": f"Closed loop: each of c keep-alive connections sends `GET /` as soon as the previous "
-             f"response arrived, for c from the preset's list.",
+    "scale": "Closed loop: each of c keep-alive connections sends `GET /` as soon as the previous "
+             "response arrived, for c from the preset's list.",
     "idle": f"{IDLE_ACTIVE_CONNS} active closed-loop connections plus N idle ones (`loadgen --idle N`: "
             f"one request each, then held silent). Memory per idle connection is the least-squares "
             f"slope of the server tree's PSS (sum of `smaps_rollup` Pss, sampled while the "
@@ -65,8 +66,8 @@ METHOD = {
 
 # Charts of each experiment's section (names from plots/plot.py).
 SECTION_CHARTS = {
-    "scale": ["scale_throughput", "scale_p99", "latency_distribution", "cpu_per_request"],
-    "idle": ["idle_memory"],
+    "scale": ["scale_throughput", "scale_p99", "latency_distribution", "cpu_per_request", "syscalls"],
+    "idle": ["idle_active", "idle_memory"],
     "churn": ["churn"],
     "latency": ["latency_knee"],
     "blocking": ["blocking"],
@@ -77,8 +78,18 @@ SECTION_CHARTS = {
 }
 
 FLAG_MEANINGS = {
-    "client-bound": "loadgen used >= 90 % of its CPU: the figure may describe the client, not the server",
-    "generator-limited": "loadgen reported it could not keep its schedule",
+    "server-bound": "the server used >= 95 % of the CPU it was given: the figure is the server's",
+    "client-bound": "the load generator saturated while the server had room: the figure may describe the client",
+    "latency-bound": "neither side saturated: round trips set the figure",
+    "limit-unknown": "what limited the point could not be told (the server's CPU was not measured)",
+    "generator-limited": "loadgen fell behind its own schedule (its lag, not waiting for the server)",
+    "beyond-generator": "a load beyond what one generator core can offer on schedule here: not data",
+    "not-measurable": "the figure failed its checks (e.g. a memory slope with r² < 0.9): not data",
+    "uncapped": "a throughput point that should have run under the CPU cap ran without it",
+    "cpu-unmeasured": "the server's CPU could not be measured for this point",
+    "memory-incomplete": "a memory reading missed part of the server's process tree",
+    "reading-after-load": "the end-of-window reading was taken after the load had stopped",
+    "sampler>2%": "the harness's own sampling used more than 2 % of a core in the window",
     "errors>0.1%": "more than 0.1 % of requests failed (connect, read, write, timeout, status or parse)",
     "contended": "other tasks used more than 10 % of the server's CPU during the window (a busy machine)",
     "no-pss-sample": "the sampler took no PSS reading while the idle connections were held",
@@ -125,7 +136,11 @@ def _grid(table, experiment, metric, scale=1.0, fmt="{:,.0f}", label=None) -> st
         line = [m]
         for p in params:
             r = summary.lookup(table, experiment, m, p, metric)
-            if r:
+            why = readings.not_data_reason(r, experiment) if r else None
+            if r and why:
+                # Kept for the curious, but marked: it is not a figure to cite or compare.
+                line.append(f"not data ({why.split(':')[0]}): {cell(r, scale, fmt)}")
+            elif r:
                 line.append(cell(r, scale, fmt) + (f" ({r['flags']})" if r["flags"] else ""))
             else:
                 line.append(_status_cell(table, experiment, m, p) or "-")
@@ -149,7 +164,53 @@ def _simple(table, experiment, metrics: list[tuple[str, float, str, str]], param
     return _table(["model"] + [lab for *_, lab in metrics], rows)
 
 
-def tables_for(exp: str, table: list[dict]) -> list[str]:
+def idle_table(table: list[dict], runs: list[dict]) -> str:
+    """Memory per idle connection per model: the slope, or why it is not a number (DESIGN §5),
+    with the total-Pss and kernel TCP slopes beside it when they pass the same checks."""
+    rows = []
+    for m in _models(table, "idle"):
+        cells = [m]
+        for metric in ("pss_slope_kib_per_conn", "pss_total_slope_kib_per_conn", "tcp_mem_slope_kib_per_conn"):
+            row, why = readings.slope_check(table, runs, m, metric)
+            if metric != "pss_slope_kib_per_conn" and row is None:
+                cells.append("-")
+                continue
+            cells.append(why if why else figure(row))
+        rows.append(cells)
+    if not rows:
+        return ""
+    return _table(["model", "KiB per idle connection (model memory)", "total Pss KiB per conn",
+                   "kernel TCP KiB per conn"], rows)
+
+
+def blocking_table(table: list[dict], runs: list[dict]) -> str:
+    """Ratio of the medians the grid above shows, the per-repetition ratios' range beside it,
+    and the verdict: hurt only when every repetition at least doubled."""
+    rows = []
+    for m in _models(table, "blocking"):
+        base = summary.lookup(table, "blocking", m, 0, "p99_us")
+        withs = [r for r in table if r["experiment"] == "blocking" and r["model"] == m
+                 and r["metric"] == "p99_us" and (readings._num(r["param"]) or 0) > 0]
+        w = withs[-1] if withs else None
+        if not base or not w:
+            continue
+        if readings.not_data_reason(base, "blocking") or readings.not_data_reason(w, "blocking"):
+            rows.append([m, "not data (not offered on schedule)", "-", "-"])
+            continue
+        per = readings.blocking_ratios(runs, m)
+        verdict = readings.blocking_verdict(table, runs, m)
+        rows.append([m, f"{w['median'] / base['median']:.2g}x",
+                     f"{min(per):.2g}-{max(per):.2g}x" if per else "-",
+                     {"hurt": "at least doubled in every repetition",
+                      "held": "below 2x in some repetition"}.get(verdict, "-")])
+    if not rows:
+        return ""
+    return _table(["model", "p99 beside slow / alone (ratio of the medians)", "per-repetition ratios",
+                   "verdict"], rows)
+
+
+def tables_for(exp: str, table: list[dict], runs: list[dict] | None = None) -> list[str]:
+    runs = runs or []
     t = []
     if exp == "scale":
         t.append(_grid(table, "scale", "rps", label="req/s by connections"))
@@ -159,10 +220,7 @@ def tables_for(exp: str, table: list[dict]) -> list[str]:
         t.append(_grid(table, "scale", "pss_kib", 1 / 1024, "{:.1f}", label="server PSS MiB")
                  .replace("(KiB)", "(MiB)"))
     elif exp == "idle":
-        t.append(_simple(table, "idle", [("pss_slope_kib_per_conn", 1, "{:.2f}", "PSS KiB per idle conn"),
-                                         ("tcp_mem_slope_kib_per_conn", 1, "{:.2f}", "kernel TCP KiB per conn"),
-                                         ("pss_intercept_kib", 1 / 1024, "{:.1f}", "PSS at 0 idle (MiB, fit)")],
-                         param="slope"))
+        t.append(idle_table(table, runs))
         t.append(_grid(table, "idle", "pss_kib", 1 / 1024, "{:.1f}", label="PSS MiB by idle conns")
                  .replace("(KiB)", "(MiB)"))
         t.append(_grid(table, "idle", "p99_us", 1e-3, "{:.2f}", label="active clients' p99 ms")
@@ -184,8 +242,7 @@ def tables_for(exp: str, table: list[dict]) -> list[str]:
     elif exp == "blocking":
         t.append(_grid(table, "blocking", "p99_us", 1e-3, "{:.2f}", label="fast p99 ms by % slow")
                  .replace("(us)", "(ms)"))
-        t.append(_simple(table, "blocking", [("p99_ratio", 1, "{:.2f}", "p99 with / without")],
-                         param="impact"))
+        t.append(blocking_table(table, runs))
     elif exp == "cpu":
         t.append(_simple(table, "cpu", [("rps", 1, "{:,.0f}", "req/s"), ("p99_us", 1e-3, "{:.2f}", "p99 (ms)"),
                                         ("cpu_us_per_req", 1, "{:.1f}", "CPU us/req"),
@@ -207,21 +264,385 @@ def tables_for(exp: str, table: list[dict]) -> list[str]:
     return [x for x in t if x]
 
 
-def _headline(table: list[dict]) -> str:
-    """The three figures people quote, per model: median [min-max] over repetitions."""
-    models = _models(table, "scale") or _models(table, "idle") or _models(table, "latency")
-    models = sorted(set(models) | set(_models(table, "idle")) | set(_models(table, "latency")),
-                    key=lambda m: _models(table, "scale").index(m) if m in _models(table, "scale") else 99)
-    rows = []
+# --- figures rounded to what their spread supports ------------------------------------------
+
+def sig_digits(row: dict | None) -> int:
+    """Significant digits the spread supports: ±20 % (half the min-max range over the median)
+    gets 2, ±2 % gets 3, a single repetition 3."""
+    if not row or row.get("median") in (None, 0) or row.get("min") is None or row.get("n", 0) < 2:
+        return 3
+    rel = (row["max"] - row["min"]) / 2 / abs(row["median"])
+    if rel >= 0.5:
+        return 1
+    if rel >= 0.05:
+        return 2
+    return 3   # tighter spreads than ±5 % still get 3: this machine's noise is ±20-25 %
+
+
+def round_sig(v: float, digits: int) -> float:
+    """Half away from zero (Python's round() goes to even: 245000 -> 240000 at 2 digits)."""
+    if v == 0:
+        return 0.0
+    step = 10.0 ** (math.floor(math.log10(abs(v))) - digits + 1)
+    return math.copysign(math.floor(abs(v) / step + 0.5) * step, v)
+
+
+def fmt_sig(v: float, digits: int, kind: str = "") -> str:
+    """kind 'rate' writes 204000 as 200k (at 2 digits)."""
+    r = round_sig(v, digits)
+    if kind == "rate" and abs(r) >= 10000:
+        return f"{r / 1000:g}k"
+    if abs(r) >= 1000:
+        return f"{r:,.0f}"
+    return f"{r:.{max(0, digits - 1 - math.floor(math.log10(abs(r))))}f}" if r else "0"
+
+
+def figure(row: dict | None, scale: float = 1.0, kind: str = "") -> str:
+    """median [min-max] ±spread, all rounded to the digits the spread supports."""
+    if not row or row.get("median") is None:
+        return "-"
+    d = sig_digits(row)
+    med = row["median"] * scale
+    out = fmt_sig(med, d, kind)
+    if row.get("n", 0) > 1 and row.get("min") is not None and row["min"] == row["max"]:
+        return out + f" (all {row['n']} repetitions)"
+    if row.get("n", 0) > 1 and row.get("min") is not None:
+        # The range to the same decimal place as the median (one more digit is no more true).
+        exp = math.floor(math.log10(abs(med))) if med else 0
+        dd = lambda x: max(1, d + (math.floor(math.log10(abs(x))) - exp if x else 0))  # noqa: E731
+        half = (row["max"] - row["min"]) / 2 / abs(row["median"]) * 100 if row["median"] else 0
+        out += (f" [{fmt_sig(row['min'] * scale, dd(row['min'] * scale), kind)}-"
+                f"{fmt_sig(row['max'] * scale, dd(row['max'] * scale), kind)}] ±{half:.0f} %")
+    return out
+
+
+def _limit_short(lim: str | None) -> str:
+    return {"server-bound": "server-bound", "client-bound": "client-bound",
+            "latency-bound": "latency-bound", "mixed": "reps differ"}.get(lim, "limit not recorded")
+
+
+HEADLINE_FIGURES = [
+    # (column, experiment, param, metric, scale, kind, must be server-bound)
+    (f"req/s at {LATENCY_CONNS} connections", "scale", LATENCY_CONNS, "rps", 1.0, "rate", True),
+    ("req/s at 1000 connections", "scale", 1000, "rps", 1.0, "rate", True),
+    (f"server CPU us/request (c={LATENCY_CONNS})", "scale", LATENCY_CONNS, "cpu_us_per_req", 1.0, "", False),
+    ("churn connections/s", "churn", None, "rps", 1.0, "rate", True),
+    ("KiB per idle connection", "idle", "slope", "pss_slope_kib_per_conn", 1.0, "", False),
+    ("p99 at 80 % load (ms)", "latency", 80, "p99_us", 1e-3, "", False),
+]
+
+
+def _headline_cell(table, runs, limits, model, exp, param, metric, scale, kind, need_server) -> tuple[str, str | None]:
+    """(cell text, why it was left out or None)."""
+    if exp == "idle":
+        row, why = readings.slope_check(table, runs, model)
+        if why == "not measured" and row is None:
+            return "-", None
+        if why:
+            return "left out", why
+        return figure(row, scale, kind), None
+    if param is None:
+        ps = sorted({r["param"] for r in table if r["experiment"] == exp and r["model"] == model
+                     and r["metric"] == metric}, key=summary.param_sort_key)
+        param = ps[0] if ps else None
+    row = readings.row_or_status(table, exp, model, param, metric) if param is not None else None
+    if row is None:
+        return "-", None
+    why = readings.not_data_reason(row, exp)
+    if why:
+        return "left out", why
+    lim = limits.get((exp, model, readings._pkey(param)))
+    if lim is None:
+        lim = readings.limit_from_flags(row.get("flags"))
+    if need_server and lim != "server-bound":
+        return "left out", f"not server-bound ({_limit_short(lim)}): a headline rate must be the server's"
+    return f"{figure(row, scale, kind)}, {_limit_short(lim)}", None
+
+
+def _headline(table: list[dict], runs: list[dict] | None = None) -> str:
+    """The figures people quote, per model: median [min-max] ±spread, what limited it, rounded
+    to what the spread supports; a figure that failed its checks is left out, saying why."""
+    runs = runs or []
+    limits = readings.point_limits(runs)
+    models = [m for m in registry.NAMES if any(r["model"] == m for r in table)]
+    models += sorted({r["model"] for r in table} - set(models) - {"micro"}
+                     - {r["model"] for r in table if r["experiment"] == "micro"})
+    rows, notes = [], []
     for m in models:
-        rps = summary.lookup(table, "scale", m, LATENCY_CONNS, "rps")
-        slope = summary.lookup(table, "idle", m, "slope", "pss_slope_kib_per_conn")
-        p99 = summary.lookup(table, "latency", m, 80, "p99_us")
-        rows.append([m, cell(rps), cell(slope, 1, "{:.1f}"), cell(p99, 1e-3, "{:.2f}")])
+        line = [m + (" (reference)" if m in registry.BY_NAME and registry.BY_NAME[m].is_reference else "")]
+        for col, exp, param, metric, scale, kind, need in HEADLINE_FIGURES:
+            text, why = _headline_cell(table, runs, limits, m, exp, param, metric, scale, kind, need)
+            if why:
+                notes.append(f"{m}, {col}: {why}")
+                text = f"left out [{len(notes)}]"
+            line.append(text)
+        if any(c != "-" for c in line[1:]):
+            rows.append(line)
     if not rows:
         return "No headline figures in this run."
-    return _table(["model", f"req/s at {LATENCY_CONNS} connections", "KiB PSS per idle connection",
-                   "CO-corrected p99 at 80 % load (ms)"], rows)
+    out = _table(["model"] + [c[0] for c in HEADLINE_FIGURES], rows)
+    if notes:
+        out += "\n\nLeft out (the figure failed its checks, so no number is cited):\n\n" + "\n".join(
+            f"{i}. {n}" for i, n in enumerate(notes, 1))
+    return out
+
+
+# --- lines of code, style and memory, side by side ------------------------------------------
+
+_CPP_EXT = (".cpp", ".cc", ".hpp", ".h")
+
+
+def cpp_loc(text: str) -> int:
+    """Non-blank lines that are not only comments (// and /* */), string literals respected."""
+    count = 0
+    in_block = False
+    for line in text.splitlines():
+        code = []
+        i, n = 0, len(line)
+        quote = None
+        while i < n:
+            c = line[i]
+            if in_block:
+                if line.startswith("*/", i):
+                    in_block = False
+                    i += 2
+                    continue
+                i += 1
+                continue
+            if quote:
+                code.append(c)
+                if c == "\\":
+                    i += 2
+                    continue
+                if c == quote:
+                    quote = None
+                i += 1
+                continue
+            if line.startswith("//", i):
+                break
+            if line.startswith("/*", i):
+                in_block = True
+                i += 2
+                continue
+            if c in "\"'":
+                quote = c
+            code.append(c)
+            i += 1
+        if "".join(code).strip():
+            count += 1
+    return count
+
+
+def python_loc(text: str) -> int:
+    """Non-blank lines that are not only comments or docstrings (a string standing alone as a
+    statement)."""
+    import io
+    import tokenize
+    code_lines: set[int] = set()
+    try:
+        toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return sum(1 for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#"))
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENCODING, tokenize.ENDMARKER}
+    prev = tokenize.NEWLINE
+    for k, t in enumerate(toks):
+        if t.type in skip:
+            if t.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+                prev = t.type
+            continue
+        nxt = next((x.type for x in toks[k + 1:] if x.type not in (tokenize.COMMENT, tokenize.NL)), None)
+        if t.type == tokenize.STRING and prev in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) \
+                and nxt in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            prev = tokenize.STRING
+            continue          # a docstring
+        code_lines.update(range(t.start[0], t.end[0] + 1))
+        prev = t.type
+    return len(code_lines)
+
+
+def loc_of(path: Path) -> int | None:
+    """Lines of code of a file or folder (C++ sources, Python files, config templates)."""
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    total = 0
+    for f in files:
+        text = f.read_text(errors="replace")
+        if f.suffix in _CPP_EXT:
+            total += cpp_loc(text)
+        elif f.suffix == ".py":
+            total += python_loc(text)
+        elif f.suffix == ".in" or f.name.endswith(".conf.in"):
+            total += sum(1 for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#"))
+    return total
+
+
+def _python_shared(repo: Path) -> list[Path]:
+    """The Python protocol module(s): files in servers/python that are no model's own file."""
+    own = {repo / m.source for m in registry.MODELS if m.kind == "python"}
+    folder = repo / "servers" / "python"
+    return sorted(p for p in folder.glob("*.py") if p not in own and not p.name.startswith("test"))
+
+
+def _memory_cell(table, runs, model) -> str:
+    row, why = readings.slope_check(table, runs, model)
+    if why == "not measured":
+        return "not in this run"
+    if why:
+        return why.split("(")[0].strip() if len(why) > 60 else why
+    return figure(row, 1.0)
+
+
+def code_table(table: list[dict], runs: list[dict], repo: Path = REPO) -> str:
+    """Per model: its own lines of code, its programming style and its memory per idle
+    connection, side by side (the lecture's "the code no longer looks simple" as a table);
+    the shared code on its own rows, counted once."""
+    rows = []
+    for m in registry.MODELS:
+        path = repo / m.source
+        if m.is_reference:
+            src = [p for p in (repo / "bench" / "reference").glob("*.conf.in")
+                   if p.name.split(".")[0] in (m.name, m.name.split("-")[0])]
+            n = sum(loc_of(p) or 0 for p in src)
+            rows.append([f"{m.name} (reference)", "not our code; config: " +
+                         (", ".join(f"`bench/reference/{p.name}`" for p in src) or "-"),
+                         f"{n} config lines" if src else "-", "reference",
+                         _memory_cell(table, runs, m.name)])
+            continue
+        n = loc_of(path)
+        shown = f"`{m.source}/`" if m.kind == "cpp" else f"`{m.source}`"
+        rows.append([m.name, shown, str(n) if n is not None else "not in this checkout", m.style,
+                     _memory_cell(table, runs, m.name)])
+    common = repo / "servers" / "common"
+    if common.exists():
+        rows.append(["(shared C++)", "`servers/common/` (parser, response, session, sockets, CLI, "
+                     "event loop)", str(loc_of(common)), "-", "-"])
+    for p in _python_shared(repo):
+        rows.append(["(shared Python)", f"`servers/python/{p.name}`", str(loc_of(p)), "-", "-"])
+    return _table(["model", "its own code", "lines of code", "style", "KiB per idle connection"], rows) + (
+        "\n\nLines of code: non-blank lines that are not only comments (C++ `//` and `/* */`, Python "
+        "`#` and docstrings), of the model's own folder or file; the shared code on its own rows, "
+        "counted once. Memory: the least-squares slope of the server tree's memory over the idle "
+        "counts (DESIGN §5), or why it is not a number.")
+
+
+def reference_section(runs: list[dict]) -> str:
+    """Reference rows: what their responses to GET / differ in (the conformance probe), from this
+    run's records when the harness stored them, else as measured by tests/bench/test_reference.py."""
+    names = [m.name for m in registry.MODELS if m.is_reference]
+    seen = {r["model"] for r in runs if r.get("model") in names}
+    lines = ["Reference rows are industrial servers (not our code), started in the foreground from "
+             "`bench/reference/` configs on a loopback port the harness picks and stopped by PID. "
+             "They serve `GET /` and `/bytes/N` from static files, so they appear only in the "
+             "experiments that need nothing else (scale, idle, churn, latency, slowloris, payload).",
+             ""]
+    for n in names:
+        stored = None
+        for r in runs:
+            if r.get("model") == n:
+                stored = (r.get("probe_differences") or (r.get("server") or {}).get("probe_differences")
+                          or (r.get("server") or {}).get("probe"))
+                if stored:
+                    break
+        if isinstance(stored, str):
+            stored = [stored]
+        diffs = stored or reference.KNOWN_DIFFERENCES.get(n)
+        src = "this run's probe" if stored else "the probe on Debian 12 (tests/bench/test_reference.py)"
+        status = "" if n in seen else " Not in this run."
+        if stored or diffs:
+            lines.append(f"* **{n}** cannot produce the contract's exact bytes; {src} found: "
+                         + "; ".join(diffs) + f". Its response head is longer than ours by those "
+                         f"headers, so compare it like for like only where a few dozen bytes per "
+                         f"response do not matter.{status}")
+        else:
+            lines.append(f"* **{n}**: identical bytes.{status}")
+    return "\n".join(lines)
+
+
+def cpu_cap_method(meta: dict, runs: list[dict]) -> str:
+    """How the server's CPU was capped for throughput points, as the harness recorded it."""
+    for key in ("cpu_cap", "cap", "cgroup"):
+        v = meta.get(key) or (meta.get("settings") or {}).get(key)
+        if isinstance(v, dict) and ("quota_us" in v or "applied" in v):
+            return _cap_from_harness(v)
+        if v:
+            if isinstance(v, dict):
+                method = v.get("method") or v.get("description") or v.get("version")
+                extra = {k: x for k, x in v.items() if k not in ("method", "description") and x is not None}
+                return (str(method) if method else "recorded") + (
+                    f" ({', '.join(f'{k}: {x}' for k, x in extra.items())})" if extra else "")
+            return str(v)
+    methods = set()
+    for r in runs:
+        cap = (r.get("config") or {}).get("cpu_cap")
+        if isinstance(cap, dict) and cap.get("method"):
+            methods.add(str(cap["method"]))
+        elif isinstance(cap, str):
+            methods.add(cap)
+    if methods:
+        return "; ".join(sorted(methods)) + " (from the points' records)"
+    return "unknown (this run's metadata does not record a CPU cap method)"
+
+
+def _cap_from_harness(v: dict) -> str:
+    """meta.json's cpu_cap as bench/run.py records it: cgroup version, quota, period, the
+    experiments it applies to, its own description, or why it was not applied."""
+    cg = v.get("cgroup") or {}
+    version = cg.get("version") if isinstance(cg, dict) else cg
+    if not v.get("applied"):
+        return f"none: the server ran uncapped ({v.get('reason') or (cg or {}).get('reason') or 'no reason recorded'})"
+    out = f"cgroup {version or '?'} CPU quota {v.get('quota_us')} us per {v.get('period_us')} us period"
+    if v.get("share"):
+        out += f" ({v['share']:g} of a core)"
+    out += " on the server's whole process tree"
+    if v.get("capped_experiments"):
+        out += f", in {', '.join(v['capped_experiments'])}"
+    if v.get("uncapped_experiments"):
+        out += f"; uncapped: {', '.join(v['uncapped_experiments'])}"
+    out += "."
+    if v.get("method"):
+        out += f" {v['method']}"
+    return out
+
+
+def method_caveats(meta: dict, runs: list[dict]) -> list[str]:
+    return [
+        f"* **CPU cap.** {cpu_cap_method(meta, runs).rstrip('.')}. A headline throughput "
+        f"figure is quoted only when its point was server-bound (the server used >= 95 % of the CPU "
+        f"it was given); latency points run without the cap, because throttling adds up to a "
+        f"period to a request's latency.",
+        "* **Multi-worker models on two cores.** `prefork` and `reuseport` size themselves to the "
+        "CPUs the server may run on; on this 2-core machine the server gets one core, so each runs "
+        "one worker on one core and measures like one event loop plus its supervision. What they "
+        "buy (a loop per core) needs more cores than this machine has.",
+        "* **Noise.** Identical runs on a 2-vCPU guest differ by ±20-25 %: figures are medians of "
+        "interleaved repetitions with their min-max range, rounded to the digits that range "
+        "supports; only differences larger than the ranges mean anything.",
+        "* **Across machines.** Absolute figures differ between machines of the same kind (two "
+        "complete runs differed by 35 %), while a model's ratio to another model in the same run is "
+        "far more stable: compare runs only as ratios to a baseline model within each run "
+        "(`make compare A=... B=... BASE=epoll`); memory per connection compares as it is.",
+        "* **Reference rows** are not our code and answer `GET /` with a few extra headers (below).",
+    ]
+
+
+def syscall_table(table: list[dict], runs: list[dict]) -> str:
+    import plot
+    data = plot.Data(Path("."), runs, None, table, {}, readings.point_limits(runs))
+    out = []
+    for exp, param, label in plot._syscall_point(data):
+        names, per = plot.syscall_stacks(data, exp, param)
+        rows = []
+        for m in plot.model_order(per):
+            d = per[m]
+            total = sum(d.values())
+            cs = data.row(exp, m, param, "ctxsw_per_req")
+            rows.append([m, f"{total:.3g}"] + [f"{d.get(n, 0):.2g}" if d.get(n) else "-" for n in names]
+                        + [f"{cs['median']:.2g}" if cs and cs.get("median") is not None else "-"])
+        out.append(f"System calls per request, {label}:\n\n" +
+                   _table(["model", "all calls"] + names + ["ctx switches"], rows))
+    return "\n\n".join(out)
 
 
 def _machine(meta: dict) -> str:
@@ -285,7 +706,9 @@ def build(run: Path) -> str:
     out += [f"Preset **{s.get('preset', '?')}**, models {', '.join(s.get('models', []))}; "
             f"{counts['ok']} points measured, {counts['skipped']} skipped, {counts['failed']} failed; "
             f"run {status}, wall time {meta.get('wall_s', '?')} s, started {meta.get('created_utc', '?')}.", ""]
-    out += ["## Headline figures", "", _headline(table), ""]
+    out += ["## Headline figures", "", "Median [min-max] over repetitions, ±half that range, and what "
+            "limited the point; rounded to the digits the spread supports.", "", _headline(table, runs), ""]
+    out += ["## The models: code, style and memory", "", code_table(table, runs), ""]
     out += ["## Method", "",
             f"* Each point (experiment x model x parameter x repetition) starts the server pinned to "
             f"CPU {s.get('server_cpu', 0)} (`sched_setaffinity`), waits for its `listening on` line, "
@@ -306,7 +729,9 @@ def build(run: Path) -> str:
             "* Latency comes from loadgen's HdrHistogram (3 significant digits). Open-loop runs "
             "(`-R`) measure from each request's intended send time (coordinated omission corrected, "
             "as wrk2).",
-            "* Flags: " + "; ".join(f"`{k}`: {v}" for k, v in FLAG_MEANINGS.items()) + ".", ""]
+            "* Flags: " + "; ".join(f"`{k}`: {v}" for k, v in FLAG_MEANINGS.items()) + ".",
+            *method_caveats(meta, runs), ""]
+    out += ["## Reference rows", "", reference_section(runs), ""]
 
     for exp in experiments:
         out += [f"## {exp}", "", f"**Question.** {QUESTIONS.get(exp, '')}", "",
@@ -316,8 +741,12 @@ def build(run: Path) -> str:
             if png.exists():
                 out += [f"![{chart}](charts/{chart}.png)", ""]
             out += [f"*{chart}*: {readings.reading(chart, table, runs)}", ""]
-        for t in tables_for(exp, table):
+        for t in tables_for(exp, table, runs):
             out += [t, ""]
+        if exp == "scale":
+            st = syscall_table(table, runs)
+            if st:
+                out += [st, ""]
 
     problems = [r for r in table if r["status"] in ("skipped", "failed")]
     out += ["## Skipped and failed points", ""]

@@ -42,6 +42,17 @@ std::uint64_t tag(Tag kind, std::size_t index) { return (static_cast<std::uint64
 
 [[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
+// This thread's time on a CPU plus its time runnable but waiting for one (ns), from
+// /proc/thread-self/schedstat ("run_ns wait_ns timeslices"); -1 if unavailable.
+std::int64_t busy_ns() {
+  std::FILE* f = std::fopen("/proc/thread-self/schedstat", "re");
+  if (!f) return -1;
+  long long run = 0, wait = 0;
+  const int n = std::fscanf(f, "%lld %lld", &run, &wait);
+  std::fclose(f);
+  return n == 2 ? run + wait : -1;
+}
+
 int socket_error(int fd) {
   int err = 0;
   socklen_t len = sizeof err;
@@ -117,6 +128,12 @@ struct Worker::Conn {
   std::uint64_t due = 0, sent = 0, done = 0;
   std::size_t write_off = 0, write_len = 0;  // the batch being written
   std::unique_ptr<std::int64_t[]> send_ts;   // send time of request m at [m % depth]
+  // Open loop, at [m % depth]: when request m was ready (due and its connection free), and when
+  // the slot it uses became free for request m + depth, both on the time line of a generator
+  // that is never late: ready = max(intended, free), free = ready + service. A late generator
+  // therefore never makes later requests look as if they waited for the server.
+  std::unique_ptr<std::int64_t[]> ready_ts;
+  std::unique_ptr<std::int64_t[]> free_ts;
   std::int64_t connect_ts = 0;
   std::int64_t drain_since = 0;
   std::int64_t retry_at = 0;
@@ -160,6 +177,8 @@ Worker::Worker(Plan& plan, int index)
     // Round-robin numbering keeps each worker's share of the schedule evenly spread in time.
     conns_[j].global = j * threads + i;
     conns_[j].send_ts = std::make_unique<std::int64_t[]>(depth_);
+    conns_[j].ready_ts = std::make_unique<std::int64_t[]>(depth_);
+    conns_[j].free_ts = std::make_unique<std::int64_t[]>(depth_);
   }
   idle_.resize(share(static_cast<std::size_t>(cfg_.idle)));
   for (std::size_t j = 0; j < idle_.size(); ++j) idle_[j].index = static_cast<std::uint32_t>(j);
@@ -215,7 +234,9 @@ void Worker::run(const Timeline& tl) {
   // Timer slack defaults to 50 us; pacing wants the wake-up when asked for.
   ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 
+  const std::int64_t busy0 = busy_ns();
   std::int64_t now = mono_ns();
+  const std::int64_t run0 = now;
   if (open_loop_ && !conns_.empty()) {
     cursor_conn_ = 0;
     cursor_seq_ = 0;
@@ -233,8 +254,10 @@ void Worker::run(const Timeline& tl) {
   epoll_event events[kMaxEvents];
   for (;;) {
     now = mono_ns();
-    if (plan_.stop.load(std::memory_order_relaxed) && now < end_) end_ = now;  // report what ran
-    if (now >= end_) break;
+    const bool stopped = plan_.stop.load(std::memory_order_relaxed);
+    if (stopped && now < end_) end_ = now;  // report what ran
+    if (phase_ == Phase::run && now >= end_) begin_drain(now, stopped);
+    if (phase_ == Phase::drain && (stopped || now >= drain_until_ || drained())) break;
     on_timers(now);
     // The timer wakes us for the next deadline; should the kernel refuse to arm it, poll.
     const int wait_ms = arm_timer(next_deadline()) ? -1 : 1;
@@ -245,9 +268,40 @@ void Worker::run(const Timeline& tl) {
     }
     for (int k = 0; k < n; ++k) dispatch(events[k]);
   }
-  finish();
+  const std::int64_t busy1 = busy_ns();
+  if (busy0 >= 0 && busy1 >= busy0 && now > run0) {
+    busy_share_ = static_cast<double>(busy1 - busy0) / static_cast<double>(now - run0);
+  }
+  finish(now);
   phase_ = Phase::done;
 }
+
+// The window is over: send nothing more, but read the answers to the requests in flight.
+// Open loop: every request whose intended time lies in the window is due now; those still
+// queued are not sent (sending them would credit an overloaded server with requests it served
+// after the window) and end as incomplete.
+void Worker::begin_drain(std::int64_t now, bool stopped) {
+  phase_ = Phase::drain;
+  // Every request in flight is answered or timed out (scan) within --timeout of its send.
+  drain_until_ = stopped ? now : end_ + cfg_.timeout_ns + 2 * scan_interval_;
+  if (!open_loop_ || conns_.empty()) return;
+  while (next_due_ < end_) {
+    ++conns_[cursor_conn_].due;
+    if (++cursor_conn_ == conns_.size()) {
+      cursor_conn_ = 0;
+      ++cursor_seq_;
+    }
+    next_due_ = intended(conns_[cursor_conn_], cursor_seq_);
+  }
+}
+
+// True when no request sent is still waiting for its outcome.
+bool Worker::drained() const noexcept {
+  return std::all_of(conns_.begin(), conns_.end(), [](const Conn& c) { return c.done >= c.sent; });
+}
+
+// May a new request start now? Only inside the run: nothing is sent in the drain.
+bool Worker::may_start(std::int64_t now) const noexcept { return phase_ == Phase::run && now < end_; }
 
 void Worker::dispatch(const epoll_event& ev) {
   const std::size_t index = static_cast<std::size_t>(ev.data.u64 >> 2);
@@ -268,7 +322,7 @@ void Worker::dispatch(const epoll_event& ev) {
 
 void Worker::on_timers(std::int64_t now) {
   if (open_loop_) {
-    while (next_due_ <= now) {
+    while (next_due_ <= now && next_due_ < end_) {
       Conn& c = conns_[cursor_conn_];
       ++c.due;
       if (c.st == Conn::St::open) pump(c, now);
@@ -290,7 +344,7 @@ void Worker::on_timers(std::int64_t now) {
       retry_[k] = retry_.back();
       retry_.pop_back();
       c.retrying = false;
-      if (c.st == Conn::St::down) start_connect(c, now);
+      if (c.st == Conn::St::down && may_start(now)) start_connect(c, now);
     } else {
       ++k;
     }
@@ -342,8 +396,8 @@ bool Worker::arm_timer(std::int64_t deadline) {
 }
 
 std::int64_t Worker::next_deadline() const noexcept {
-  std::int64_t d = std::min(end_, next_scan_);
-  if (open_loop_) d = std::min(d, next_due_);
+  std::int64_t d = std::min(phase_ == Phase::drain ? drain_until_ : end_, next_scan_);
+  if (open_loop_ && next_due_ < end_) d = std::min(d, next_due_);
   for (const std::uint32_t k : retry_) d = std::min(d, conns_[k].retry_at);
   return d;
 }
@@ -368,29 +422,22 @@ void Worker::count_error(Err kind, std::int64_t org, std::int64_t now) {
   ++stats_.timeline[second_of(now)].errors;
 }
 
-// The window is over: everything of the window without an outcome is incomplete, recorded with
-// latency end - origin (a lower bound of what it would have been).
-void Worker::finish() {
-  const std::int64_t end = end_;
-  if (open_loop_ && !conns_.empty()) {
-    // Requests whose intended time passed while the loop was busy are part of the schedule.
-    while (next_due_ < end) {
-      ++conns_[cursor_conn_].due;
-      if (++cursor_conn_ == conns_.size()) {
-        cursor_conn_ = 0;
-        ++cursor_seq_;
-      }
-      next_due_ = intended(conns_[cursor_conn_], cursor_seq_);
-    }
-  }
+// The drain is over: every request of the window still without an outcome is incomplete. Only
+// open-loop requests still queued (never sent) are left after a full drain; a stop (SIGINT)
+// cuts the drain short and leaves requests in flight too. Each is recorded with a lower bound
+// of its latency: its age now, plus -- as it had yet to make a round trip -- the fastest
+// service time of this worker, so that no incomplete request passes for a fast response (an
+// age alone can be a few microseconds for a request due just before the end). Service, wait
+// and lag are unknown for it and not recorded.
+void Worker::finish(std::int64_t now) {
+  const std::int64_t round_trip = min_service_ns_ < 0 ? 0 : min_service_ns_;
   for (Conn& c : conns_) {
     const std::uint64_t last = open_loop_ ? c.due : c.sent;
     for (std::uint64_t m = c.done; m < last; ++m) {
       const std::int64_t org = origin(c, m);
       if (!in_window(org)) continue;
       ++stats_.incomplete;
-      Stats::record_ns(stats_.latency, end - org);
-      if (open_loop_ && m < c.sent) Stats::record_ns(stats_.service, end - c.send_ts[m % depth_]);
+      Stats::record_ns(stats_.latency, now - org + round_trip);
     }
     c.done = last;
     close_conn(c);
@@ -405,13 +452,7 @@ void Worker::start_connect(Conn& c, std::int64_t now) {
   c.connect_ts = now;
   if (churn_ && phase_ == Phase::run) {
     // --close: the request begins with its connection, so its clock starts now.
-    const std::uint64_t m = c.sent;
-    c.send_ts[m % depth_] = now;
-    const std::int64_t org = origin(c, m);
-    if (in_window(org)) {
-      ++stats_.sent;
-      if (open_loop_) Stats::record_ns(stats_.lag, now - org);
-    }
+    account_send(c, c.sent, now);
     ++c.sent;
   }
   const int fd = open_socket(cfg_.target, ep_.get(), tag(tag_active, c.index));
@@ -425,11 +466,13 @@ void Worker::start_connect(Conn& c, std::int64_t now) {
 
 void Worker::on_connect_failed(Conn& c, std::int64_t now, int err) {
   close_conn(c);
+  mark_free(c, now);
   note_connect_error(err, cfg_.target);
-  if (phase_ != Phase::run) {
+  if (phase_ == Phase::setup) {
     progress_at_ = now;
     return;
   }
+  if (phase_ == Phase::done) return;
   if (churn_) {
     fail_outstanding(c, now, Err::connect, Err::connect);
   } else if (open_loop_) {
@@ -457,10 +500,14 @@ void Worker::on_connected(Conn& c, std::int64_t now) {
   c.st = Conn::St::open;
   c.backoff = 0;
   c.parser.start(plan_.head);
-  if (phase_ != Phase::run) {
+  mark_free(c, now);  // until now, due requests waited for the connection, not for us
+  if (phase_ == Phase::setup) {
     progress_at_ = now;
     return;
   }
+  // In the drain too: a --close request of the window whose connect completes after the end
+  // still goes out (it was counted as sent at its connect).
+  if (phase_ == Phase::done) return;
   if (churn_) {
     if (c.done < c.sent) {
       c.write_off = 0;
@@ -504,15 +551,14 @@ void Worker::on_readable(Conn& c, std::uint32_t events) {
     const ssize_t n = ::recv(c.fd.get(), rbuf_.get(), kReadBuffer, 0);
     if (n > 0) {
       now = mono_ns();
-      if (phase_ == Phase::run && now >= end_) return;  // too late: left for finish()
-      if (in_window(now)) stats_.bytes += static_cast<std::uint64_t>(n);
+      // From the window's start through the drain (which reads only the window's responses).
+      if (now >= mstart_) stats_.bytes += static_cast<std::uint64_t>(n);
       if (!process(c, rbuf_.get(), static_cast<std::size_t>(n), now)) return;
       // Edge-triggered: a short read emptied the socket, so no extra read to see EAGAIN.
       if (static_cast<std::size_t>(n) < kReadBuffer && !peer_closed) break;
       continue;
     }
     now = mono_ns();
-    if (phase_ == Phase::run && now >= end_) return;
     if (n == 0) {
       on_eof(c, now);
       return;
@@ -573,9 +619,12 @@ bool Worker::process(Conn& c, const char* data, std::size_t n, std::int64_t now)
 
 void Worker::on_response(Conn& c, std::int64_t now) {
   const std::uint64_t m = c.done++;
+  const std::int64_t service = now - c.send_ts[m % depth_];
+  if (min_service_ns_ < 0 || service < min_service_ns_) min_service_ns_ = service;
+  // Request m + depth may go once an on-time generator would have had this answer.
+  c.free_ts[m % depth_] = c.ready_ts[m % depth_] + service;
   const std::int64_t org = origin(c, m);
   if (!in_window(org)) return;
-  const std::int64_t service = now - c.send_ts[m % depth_];
   Stats::record_ns(stats_.latency, now - org);
   if (open_loop_) Stats::record_ns(stats_.service, service);
   const int status = c.parser.status();
@@ -605,21 +654,14 @@ void Worker::on_eof(Conn& c, std::int64_t now) {
 }
 
 void Worker::pump(Conn& c, std::int64_t now) {
-  if (c.st != Conn::St::open || c.write_len != 0 || churn_ || phase_ != Phase::run) return;
+  if (c.st != Conn::St::open || c.write_len != 0 || churn_) return;
+  if (!may_start(now)) return;  // nothing new after the window (open loop: only due ones before)
   const std::uint64_t in_flight = c.sent - c.done;
   if (in_flight >= depth_) return;
   std::uint64_t n = depth_ - in_flight;
   if (open_loop_) n = std::min<std::uint64_t>(n, c.due - c.sent);
   if (n == 0) return;
-  for (std::uint64_t k = 0; k < n; ++k) {
-    const std::uint64_t m = c.sent + k;
-    c.send_ts[m % depth_] = now;
-    const std::int64_t org = origin(c, m);
-    if (in_window(org)) {
-      ++stats_.sent;
-      if (open_loop_) Stats::record_ns(stats_.lag, now - org);
-    }
-  }
+  for (std::uint64_t k = 0; k < n; ++k) account_send(c, c.sent + k, now);
   c.sent += n;
   c.write_off = 0;
   c.write_len = static_cast<std::size_t>(n) * plan_.request.size();
@@ -666,11 +708,37 @@ void Worker::close_conn(Conn& c) {
 }
 
 void Worker::after_close(Conn& c, std::int64_t now) {
-  if (phase_ != Phase::run || now >= end_ || c.retrying) return;
+  if (churn_ && c.sent > 0) {
+    // --close: the connection's one request took from its ready time to now (connect, answer,
+    // the server's FIN); the next one may go when an on-time generator would be here.
+    const std::size_t k = (c.sent - 1) % depth_;
+    std::fill_n(c.free_ts.get(), depth_, c.ready_ts[k] + (now - c.send_ts[k]));
+  } else {
+    mark_free(c, now);
+  }
+  if (c.retrying || !may_start(now)) return;
   // Keep-alive connections reopen at once so the next request finds them ready; a --close
   // connection opens when it has a request to carry.
   if (!open_loop_ || !churn_ || c.due > c.sent) start_connect(c, now);
 }
+
+// Request m leaves now: its send time, and (open loop) where its time since the intended one
+// went -- waiting for the connection (wait) or for the generator (lag).
+void Worker::account_send(Conn& c, std::uint64_t m, std::int64_t now) {
+  const std::size_t k = m % depth_;
+  c.send_ts[k] = now;
+  const std::int64_t org = origin(c, m);
+  // Ready when due and its slot free (closed loop: now, the request is sent as it is due).
+  const std::int64_t ready = open_loop_ ? std::clamp(c.free_ts[k], org, now) : now;
+  c.ready_ts[k] = ready;
+  if (!in_window(org)) return;
+  ++stats_.sent;
+  if (!open_loop_) return;
+  Stats::record_ns(stats_.wait, ready - org);
+  Stats::record_ns(stats_.lag, now - ready);
+}
+
+void Worker::mark_free(Conn& c, std::int64_t now) noexcept { std::fill_n(c.free_ts.get(), depth_, now); }
 
 // ---------------------------------------------------------------------------------------------
 // Idle connections: connect, one request, its response, then silence until the end.

@@ -12,10 +12,20 @@
 // the lag between the two goes into its own histogram. Pacing uses an absolute CLOCK_MONOTONIC
 // timerfd with 1 ns timer slack, so there is no millisecond rounding.
 //
+// The lag is measured from when a request was due *and* its connection free, so waiting for a
+// server that has not answered the request before it is the separate wait histogram, never the
+// generator's lateness (DESIGN.md section 4). "Free" is taken on the time line of an on-time
+// generator (the previous request's ready time plus its service time), so a generator that was
+// late once is not excused for the requests that queued behind its own lateness.
+//
 // Requests belong to the measured window by their origin: the intended time (open loop) or the
-// actual send (closed loop, or the connect in --close mode). A request of the window whose
-// outcome is unknown when the window ends is counted "incomplete" and recorded with latency
-// end - origin, so a stall at the end cannot vanish from the histogram.
+// actual send (closed loop, or the connect in --close mode). When the window ends nothing more
+// is sent, and the requests in flight are drained: their responses are read and recorded with
+// their true latency, for at most --timeout (plus a scan), by which time each has been answered
+// or timed out. What is left then (open-loop requests still queued, or anything after a stop)
+// is counted "incomplete" and recorded with a lower bound of its latency (age + the fastest
+// round trip seen), so a stall at the end cannot vanish from the histogram -- and no request cut
+// short by the window's end is recorded with a latency shorter than a round trip.
 #pragma once
 
 #include <sys/epoll.h>
@@ -78,11 +88,15 @@ class Worker {
   const Stats& stats() const noexcept { return stats_; }
   const IdleReport& idle_report() const noexcept { return idle_report_; }
   std::int64_t ended_at() const noexcept { return end_; }
+  // Share of the run (warm-up, window and drain) this thread was on a CPU or runnable and
+  // waiting for one (/proc/thread-self/schedstat); near 1 means it always had work and never
+  // slept: the generator, not the server, set the pace. -1 when the kernel does not say.
+  double busy_share() const noexcept { return busy_share_; }
 
  private:
   struct Conn;
   struct IdleConn;
-  enum class Phase : std::uint8_t { setup, run, done };
+  enum class Phase : std::uint8_t { setup, run, drain, done };
 
   // Active connections.
   void start_connect(Conn& c, std::int64_t now);
@@ -99,6 +113,8 @@ class Worker {
   void close_conn(Conn& c);
   void after_close(Conn& c, std::int64_t now);
   void schedule_retry(Conn& c, std::int64_t now);
+  void account_send(Conn& c, std::uint64_t m, std::int64_t now);
+  void mark_free(Conn& c, std::int64_t now) noexcept;
 
   // Idle connections.
   void start_idle(IdleConn& ic);
@@ -116,7 +132,10 @@ class Worker {
   std::size_t second_of(std::int64_t now) const noexcept;
   void count_error(Err kind, std::int64_t origin, std::int64_t now);
   void dispatch(const epoll_event& ev);
-  void finish();
+  void begin_drain(std::int64_t now, bool stopped);
+  bool drained() const noexcept;
+  bool may_start(std::int64_t now) const noexcept;
+  void finish(std::int64_t now);
 
   Plan& plan_;
   const Config& cfg_;
@@ -133,6 +152,9 @@ class Worker {
   Phase phase_ = Phase::setup;
 
   std::int64_t start_ = 0, mstart_ = 0, end_ = 0;
+  std::int64_t drain_until_ = 0;   // the drain after end_ stops here at the latest
+  std::int64_t min_service_ns_ = -1;  // fastest response seen (-1: none yet)
+  double busy_share_ = -1;
   std::int64_t armed_ = -1;
   std::int64_t scan_interval_ = 0;
   std::int64_t next_scan_ = 0;

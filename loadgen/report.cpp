@@ -75,10 +75,14 @@ void distribution(std::FILE* out, const char* title, const Histogram& h) {
 
 }  // namespace
 
-bool is_generator_limited(const Config& cfg, const Stats& s, double duration_s) {
-  if (!cfg.open_loop() || duration_s <= 0) return false;
-  const double sent_rate = static_cast<double>(s.sent) / duration_s;
-  return s.lag.value_at_percentile(99) > 1000 || sent_rate < 0.98 * cfg.rate;
+// The achieved send rate is deliberately not a criterion: requests queued behind a server that
+// has not answered are sent late too, and that is the server's knee (wait_us), which is data.
+GeneratorLimit generator_limit(const Config& cfg, const Stats& s, double wall_s, double cpu_s, double busy_share) {
+  GeneratorLimit g;
+  if (!cfg.open_loop() || wall_s <= 0) return g;
+  g.lag = s.lag.count() > 0 && s.lag.value_at_percentile(99) > kMaxLagP99Us;
+  g.cpu = cpu_s >= kMaxCpuShare * wall_s * cfg.threads || busy_share >= kMaxCpuShare;
+  return g;
 }
 
 ordered_json to_json(const Result& r) {
@@ -109,6 +113,7 @@ ordered_json to_json(const Result& r) {
       {"latency_us", summary_json(s.latency)},
       {"service_us", open ? summary_json(s.service) : ordered_json(nullptr)},
       {"lag_us", open ? summary_json(s.lag) : ordered_json(nullptr)},
+      {"wait_us", open ? summary_json(s.wait) : ordered_json(nullptr)},
       {"generator_limited", r.generator_limited},
       {"histogram", {{"sig_digits", s.latency.significant_digits()}, {"unit", "us"}, {"buckets", buckets}}},
       {"timeline", timeline},
@@ -136,6 +141,7 @@ void print_summary(const Result& r, std::FILE* out) {
   stats_row(out, "Latency", s.latency);
   if (open) {
     stats_row(out, "Service", s.service);
+    stats_row(out, "Wait", s.wait);
     stats_row(out, "Lag", s.lag);
   }
   // Requests per second over the full seconds of the window.
@@ -186,7 +192,33 @@ void print_summary(const Result& r, std::FILE* out) {
     }
     std::fprintf(out, "\n");
   }
-  if (open) std::fprintf(out, "  Sent %.2f req/s of %.2f req/s offered\n", r.sent_rate, r.cfg.rate);
+  if (open) {
+    std::fprintf(out, "  Sent %.2f req/s of %.2f req/s offered\n", r.sent_rate, r.cfg.rate);
+    // Which side set the pace: the generator's lateness (lag, CPU) or the server (wait).
+    const double lag_ms = static_cast<double>(s.lag.value_at_percentile(99)) / 1e3;
+    const double wait_ms = static_cast<double>(s.wait.value_at_percentile(99)) / 1e3;
+    const double cpu = 100.0 * r.cpu_share();
+    const double busy = r.busy_share < 0 ? 0 : 100.0 * r.busy_share;
+    if (r.limit.any()) {
+      std::fprintf(out,
+                   "  Schedule: GENERATOR LIMITED by %s%s%s (lag p99 %.3f ms, limit %.0f ms; CPU %.0f%% of %d "
+                   "thread(s), busiest thread on or waiting for a CPU %.0f%%, limit %.0f%%)\n",
+                   r.limit.lag ? "its lag" : "", r.limit.lag && r.limit.cpu ? " and " : "", r.limit.cpu ? "its CPU" : "",
+                   lag_ms, static_cast<double>(kMaxLagP99Us) / 1e3, cpu, r.cfg.threads, busy, 100.0 * kMaxCpuShare);
+    } else {
+      std::fprintf(out,
+                   "  Schedule: generator on time (lag p99 %.3f ms, CPU %.0f%% of %d thread(s), busiest thread on "
+                   "or waiting for a CPU %.0f%%)\n",
+                   lag_ms, cpu, r.cfg.threads, busy);
+    }
+    if (s.wait.value_at_percentile(99) > kMaxLagP99Us) {
+      const std::int64_t waited = s.wait.count_between(kMaxLagP99Us + 1, s.wait.max());
+      std::fprintf(out, "  Server-limited: %.1f%% of requests waited > %.0f ms for their connection (wait p99 "
+                   "%.3f ms): the server had not answered the request before them\n",
+                   100.0 * static_cast<double>(waited) / static_cast<double>(s.wait.count()),
+                   static_cast<double>(kMaxLagP99Us) / 1e3, wait_ms);
+    }
+  }
   const double rps = r.duration_s > 0 ? static_cast<double>(s.requests) / r.duration_s : 0;
   std::fprintf(out, "Requests/sec: %9.2f\n", rps);
   std::fprintf(out, "Transfer/sec: %10s\n",

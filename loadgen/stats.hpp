@@ -28,7 +28,7 @@ struct Second {
 struct Stats {
   explicit Stats(std::size_t seconds = 1)
       : latency(1, kMaxRecordableUs, 3), service(1, kMaxRecordableUs, 3), lag(1, kMaxRecordableUs, 3),
-        timeline(seconds) {}
+        wait(1, kMaxRecordableUs, 3), timeline(seconds) {}
 
   // Records nanoseconds into a microsecond histogram, clamped into its range.
   static void record_ns(Histogram& h, std::int64_t ns) noexcept {
@@ -42,6 +42,7 @@ struct Stats {
     latency.merge(o.latency);
     service.merge(o.service);
     lag.merge(o.lag);
+    wait.merge(o.wait);
     requests += o.requests;
     bytes += o.bytes;
     incomplete += o.incomplete;
@@ -62,7 +63,13 @@ struct Stats {
 
   Histogram latency;   // from the intended send time (open loop) or the actual send (closed loop)
   Histogram service;   // open loop: from the actual send
-  Histogram lag;       // open loop: actual minus intended send time
+  // Open loop, one value each per request written, so that latency = wait + lag + service:
+  //   wait: from the intended time to when its connection was free (ready) -- the server had not
+  //         yet answered the request before it on that connection, or the connection was being
+  //         (re)opened. The server's share: a knee, not a generator fault.
+  //   lag:  from ready to the actual send -- the generator's own lateness (timer wake-up, CPU).
+  Histogram lag;
+  Histogram wait;
   std::uint64_t requests = 0;    // successful (2xx) responses to requests of the measured window
   std::uint64_t bytes = 0;       // bytes read during the measured window
   std::uint64_t incomplete = 0;  // requests of the window without an outcome when it ended

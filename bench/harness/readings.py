@@ -12,6 +12,184 @@ from . import stats, summary
 from .plan import LATENCY_CONNS, PEAK
 
 
+# --- what limited a figure, and figures that failed their checks ---------------------------
+# Shared by the charts (plots/plot.py) and the report, so both leave out the same figures.
+
+LIMITS = ("server-bound", "client-bound", "latency-bound")   # DESIGN §5, the flags column
+LIMIT_TEXT = {
+    "server-bound": "server-bound (the server used >= 95 % of the CPU it was given)",
+    "client-bound": "client-bound (the load generator saturated while the server had room)",
+    "latency-bound": "latency-bound (neither side saturated: round trips set the figure)",
+    "mixed": "repetitions differ in what limited them",
+    None: "what limited it was not recorded (older run)",
+}
+# Flags that mean a point is not data: it is drawn and tabled as such, never as a number.
+NOT_DATA_FLAGS = {
+    "beyond-generator": "not offered on schedule: beyond what one generator core can offer here",
+    "not-on-schedule": "not offered on schedule by the generator",
+    "generator-limited": "not offered on schedule: the generator fell behind its own schedule",
+    "not-measurable": "not measurable",
+}
+# A latency figure is data only when its load was offered on schedule.
+SCHEDULE_EXPERIMENTS = {"latency", "blocking"}
+R2_MIN = 0.9          # DESIGN §5: a memory slope fitted with r² below this is not measurable
+MIN_IDLE_COUNTS = 3   # ... and so is one over fewer idle counts
+
+
+def flag_list(flags) -> list[str]:
+    if not flags:
+        return []
+    if isinstance(flags, str):
+        return [f for f in flags.split(";") if f]
+    return [str(f) for f in flags]
+
+
+def limit_from_flags(flags) -> str | None:
+    """One limit from a flags cell (a union over repetitions): 'mixed' when they differ."""
+    found = [lim for lim in LIMITS if lim in flag_list(flags)]
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else "mixed"
+
+
+def point_limits(runs) -> dict[tuple, str | None]:
+    """(experiment, model, str(param)) -> what limited the point over its repetitions: the
+    majority of the repetitions' limits; a tie goes to the weaker claim (client- before
+    latency- before server-bound), so a headline is never called server-bound by a coin flip."""
+    votes: dict[tuple, list[str]] = {}
+    for r in summary.ok_records(runs):
+        key = (r["experiment"], r["model"], _pkey(r["param"]))
+        lim = r.get("limited_by")
+        if lim not in LIMITS:
+            lim = limit_from_flags(r.get("flags"))
+        votes.setdefault(key, [])
+        if lim in LIMITS:
+            votes[key].append(lim)
+    out = {}
+    for key, vs in votes.items():
+        if not vs:
+            out[key] = None
+            continue
+        top = max(vs.count(v) for v in set(vs))
+        out[key] = next(v for v in ("client-bound", "latency-bound", "server-bound")
+                        if vs.count(v) == top)
+    return out
+
+
+def _pkey(param) -> str:
+    if isinstance(param, float) and param.is_integer():
+        return str(int(param))
+    return str(param)
+
+
+def not_data_reason(row: dict | None, experiment: str | None = None) -> str | None:
+    """Why a summary row's figure is not data (None when it is): a not-measurable slope, a load
+    not offered on schedule (latency experiments), a missing median."""
+    if row is None:
+        return "not measured"
+    exp = experiment or row.get("experiment")
+    flags = flag_list(row.get("flags"))
+    note = row.get("note") or ""
+    for f, why in NOT_DATA_FLAGS.items():
+        if f in flags and (f == "not-measurable" or exp in SCHEDULE_EXPERIMENTS):
+            # The harness's own reason (e.g. "r2 0.42 < 0.9", the offered rate) when it gave one.
+            return why + (f" ({note[:160]})" if note and f == "not-measurable" else "")
+    if "not measurable" in note.lower() or "not-measurable" in note.lower():
+        return "not measurable" + (f" ({row['note']})" if len(row["note"]) < 120 else "")
+    if row.get("status") in ("skipped", "failed"):
+        return row["status"] + (f": {row['note'][:100]}" if row.get("note") else "")
+    if row.get("median") is None:
+        return "no value"
+    return None
+
+
+def row_or_status(table, experiment: str, model: str, param, metric: str) -> dict | None:
+    """The summary row of a figure, or, when there is none, the row that says why (a point
+    whose every repetition was skipped, failed, or not offered on schedule has no metric)."""
+    r = summary.lookup(table, experiment, model, param, metric)
+    if r is not None:
+        return r
+    return next((x for x in table if x["experiment"] == experiment and x["model"] == model
+                 and str(x["param"]) == str(param) and not x.get("metric")), None)
+
+
+def slope_check(table, runs, model: str, metric: str = "pss_slope_kib_per_conn"):
+    """(row, reason): the memory-per-idle-connection row and why it is not a number, if so.
+    Beside the harness's own verdict (flags, note), the fit is checked against DESIGN §5 here
+    too, so an older run (or a slope over noise) is never shown as a number: at least three
+    idle counts, r² >= 0.9 in the median repetition, and not negative."""
+    row = summary.lookup(table, "idle", model, "slope", metric)
+    why = not_data_reason(row, "idle")
+    if why:
+        return row, why
+    if row["median"] < 0:
+        return row, f"not measurable (negative slope {row['median']:.2f} KiB: a fit over noise)"
+    fits = _idle_fits(runs, model, _FIT_ON.get(metric, _SLOPE_MEMORY))
+    if fits is not None:
+        counts, r2 = fits
+        if counts < MIN_IDLE_COUNTS:
+            return row, f"not measurable (fitted over {counts} idle count(s), fewer than {MIN_IDLE_COUNTS})"
+        if r2 is not None and r2 < R2_MIN:
+            return row, f"not measurable (r² {r2:.2f} < {R2_MIN})"
+    return row, None
+
+
+def blocking_ratios(runs, model: str) -> list[float]:
+    """Per repetition: the fast requests' p99 beside slow requests / alone, from the points
+    that are data (both on schedule)."""
+    by: dict = {}
+    for r in summary.ok_records(runs):
+        if r["experiment"] != "blocking" or r["model"] != model or _num(r["param"]) is None:
+            continue
+        if any(f in flag_list(r.get("flags")) for f in NOT_DATA_FLAGS):
+            continue
+        p99 = (r.get("metrics") or {}).get("p99_us")
+        if p99:
+            by.setdefault(r.get("rep", 0), {})[float(r["param"])] = p99
+    out = []
+    for d in by.values():
+        withs = [v for k, v in d.items() if k > 0]
+        if d.get(0.0) and withs:
+            out.append(max(withs) / d[0.0])
+    return out
+
+
+def blocking_verdict(table, runs, model: str) -> str | None:
+    """'hurt' when the fast p99 at least doubled in EVERY repetition, 'held' when it did not
+    in some repetition, None without a repetition that has both points as data."""
+    ratios = blocking_ratios(runs, model)
+    if not ratios:
+        return None
+    return "hurt" if all(x >= 2 for x in ratios) else "held"
+
+
+# The memory a slope is fitted on, newest name first (DESIGN §5: Pss_Anon + Pss_Shmem).
+_SLOPE_MEMORY = ("model_kib", "pss_anon_shmem_kib", "pss_anon_kib", "pss_kib")
+
+
+# The per-point metric each slope is fitted on (for the r² check).
+_FIT_ON = {"tcp_mem_slope_kib_per_conn": ("tcp_mem_kib",), "pss_total_slope_kib_per_conn": ("pss_kib",)}
+
+
+def _idle_fits(runs, model: str, keys=_SLOPE_MEMORY):
+    """(idle counts per repetition, median r²) of the per-repetition fits, or None without
+    idle records."""
+    per: dict = {}
+    for r in summary.ok_records(runs):
+        if r["experiment"] != "idle" or r["model"] != model or _num(r["param"]) is None:
+            continue
+        m = r.get("metrics") or {}
+        key = next((k for k in keys if m.get(k) is not None), None)
+        if key:
+            per.setdefault(r.get("rep", 0), []).append((float(r["param"]), float(m[key])))
+    if not per:
+        return None
+    counts = min(len({x for x, _ in pts}) for pts in per.values())
+    r2s = [fit[2] for pts in per.values()
+           if (fit := stats.linear_fit([x for x, _ in pts], [y for _, y in pts]))]
+    return counts, stats.median(r2s)
+
+
 # --- formatting ------------------------------------------------------------------------------
 
 def rps(v: float) -> str:
@@ -59,9 +237,12 @@ def _num(p):
 
 
 def _by_model(table, experiment, metric, param=None) -> dict[str, float]:
+    """model -> median, from the summary rows that are data (a point not offered on schedule,
+    or a figure that failed its checks, is left out of every sentence as of every chart)."""
     return {r["model"]: r["median"] for r in table
             if r["experiment"] == experiment and r["metric"] == metric and r["median"] is not None
-            and (param is None or str(r["param"]) == str(param))}
+            and (param is None or str(r["param"]) == str(param))
+            and not_data_reason(r, experiment) is None}
 
 
 def _params(table, experiment, metric) -> list[float]:
@@ -76,16 +257,32 @@ def poss(model: str) -> str:
 
 
 def _pstr(p: float) -> str:
-    return f"{p:g}"
+    """A parameter as the summary keys it: 1048576.0 -> '1048576' (not '1.04858e+06', which
+    matched no row and left the payload reading with an empty sequence)."""
+    return str(int(p)) if float(p).is_integer() else f"{p}"
+
+
+class NoData(Exception):
+    """A reading whose figures are missing: reading() turns it into a sentence saying so."""
 
 
 def _extremes(d: dict[str, float]):
+    if not d:
+        raise NoData("No figures to compare in this run (every point missing or left out).")
     lo = min(d, key=d.get)
     hi = max(d, key=d.get)
     return lo, hi
 
 
-def no_data(experiment: str) -> str:
+def no_data(experiment: str, table=None) -> str:
+    """The sentence for a chart without figures: whether the experiment is absent, or present
+    with every point left out (not offered on schedule, failed checks, skipped, failed)."""
+    exps = [e.strip("'") for e in experiment.split("' or '")]
+    rows = [r for r in (table or []) if r["experiment"] in exps]
+    if rows:
+        why = sorted({w.split(":")[0] for r in rows if (w := not_data_reason(r))})
+        return (f"No figures to read: every point of the '{experiment}' experiment in this run was "
+                f"left out ({'; '.join(why) or 'no usable value'}).")
     return f"No data: this run did not include the '{experiment}' experiment (or every point of it failed)."
 
 
@@ -94,7 +291,7 @@ def no_data(experiment: str) -> str:
 def scale_throughput(table, runs) -> str:
     ps = _params(table, "scale", "rps")
     if not ps:
-        return no_data("scale")
+        return no_data("scale", table)
     mid = LATENCY_CONNS if LATENCY_CONNS in ps else ps[len(ps) // 2]
     d = _by_model(table, "scale", "rps", _pstr(mid))
     lo, hi = _extremes(d)
@@ -119,7 +316,7 @@ def scale_throughput(table, runs) -> str:
 def scale_p99(table, runs) -> str:
     ps = _params(table, "scale", "p99_us")
     if not ps:
-        return no_data("scale")
+        return no_data("scale", table)
     top = ps[-1]
     d = _by_model(table, "scale", "p99_us", _pstr(top))
     lo, hi = _extremes(d)
@@ -136,39 +333,76 @@ def scale_p99(table, runs) -> str:
 
 
 def idle_memory(table, runs) -> str:
-    slopes = _by_model(table, "idle", "pss_slope_kib_per_conn", "slope")
+    models = sorted({r["model"] for r in table if r["experiment"] == "idle"})
+    if not models:
+        return no_data("idle", table)
+    slopes, left_out = {}, []
+    for m in models:
+        row, why = slope_check(table, runs, m)
+        if why is None:
+            slopes[m] = row["median"]
+        elif why != "not measured":
+            left_out.append(m)
     if not slopes:
-        return no_data("idle") if not _params(table, "idle", "pss_kib") else \
-            "Only one idle count was measured, so no per-connection slope could be fitted."
+        return ("No memory slope passed its checks (at least three idle counts, r² >= 0.9): "
+                + (", ".join(left_out) or "none") + " not measurable.")
     lo, hi = _extremes(slopes)
-    s1 = (f"Each idle connection added {slopes[hi]:.1f} KiB of server PSS for {hi} and "
-          f"{slopes[lo]:.1f} KiB for {lo} (least-squares slope over "
-          f"{len(_params(table, 'idle', 'pss_kib'))} idle counts).")
-    ps = _params(table, "idle", "pss_kib")
-    top = _by_model(table, "idle", "pss_kib", _pstr(ps[-1]))
-    tcp = _by_model(table, "idle", "tcp_mem_slope_kib_per_conn", "slope")
-    s2 = ""
-    if top:
-        a, b = _extremes(top)
-        s2 = (f" With {_pstr(ps[-1])} idle connections the whole server tree held between "
-              f"{top[a] / 1024:.1f} MiB ({a}) and {top[b] / 1024:.1f} MiB ({b})")
-        if tcp:
-            s2 += (f"; kernel TCP buffer memory (whole machine, both ends) grew by "
-                   f"{stats.median(tcp.values()):.2f} KiB per connection (median over models)")
-        s2 += "."
-    return s1 + s2
+    s1 = (f"Each idle connection added {slopes[hi]:.3g} KiB of server memory for {hi} and "
+          f"{slopes[lo]:.2g} KiB for {lo} (least-squares slope over the idle counts, median of the "
+          f"repetitions).")
+    if left_out:
+        s1 += f" Not measurable (no number shown): {', '.join(left_out)}."
+    ps = _params(table, "idle", "rps")
+    if ps:
+        top = _by_model(table, "idle", "rps", _pstr(ps[-1]))
+        zero = _by_model(table, "idle", "rps", _pstr(ps[0]))
+        kept = {m: top[m] / zero[m] for m in top if zero.get(m)}
+        if kept:
+            a, b = _extremes(kept)
+            s1 += (f" With {_pstr(ps[-1])} idle connections held, the active clients kept "
+                   f"{kept[b] * 100:.0f} % of their throughput on {b} and {kept[a] * 100:.0f} % on {a}.")
+    return s1
+
+
+def idle_active(table, runs) -> str:
+    ps = _params(table, "idle", "rps")
+    if len(ps) < 2:
+        return no_data("idle", table) if not ps else "Only one idle count was measured: no trend to read."
+    zero = _by_model(table, "idle", "rps", _pstr(ps[0]))
+    top_p = ps[-1]
+    top = _by_model(table, "idle", "rps", _pstr(top_p))
+    kept = {m: top[m] / zero[m] for m in top if zero.get(m)}
+    lo, hi = _extremes(kept)
+    missing = sorted(set(zero) - set(top))
+    s = (f"With {_pstr(top_p)} idle connections held, the active clients' throughput was "
+         f"{kept[lo] * 100:.0f} % of its value at {_pstr(ps[0])} for {lo} ({rps(zero[lo])} -> "
+         f"{rps(top[lo])}) and {kept[hi] * 100:.0f} % for {hi}.")
+    if missing:
+        s += f" Not measured at {_pstr(top_p)} idle connections: {', '.join(missing)}"
+        s += " (select cannot watch fds >= FD_SETSIZE, 1024)." if "select" in missing else "."
+    return s
 
 
 def latency_knee(table, runs) -> str:
-    d80 = _by_model(table, "latency", "p99_us", "80")
-    ps = _params(table, "latency", "p99_us")
+    # Only loads offered on schedule are data (_by_model leaves the others out).
+    ps = [p for p in _params(table, "latency", "p99_us")
+          if _by_model(table, "latency", "p99_us", _pstr(p))]
     if not ps:
-        return no_data("latency")
-    ref = 80.0 if d80 else ps[len(ps) // 2]
+        return no_data("latency", table) if not _params(table, "latency", "p99_us") else \
+            "No latency point was offered on schedule by the generator in this run: nothing to read."
+    below = [p for p in ps if p <= 80]
+    ref = below[-1] if below else ps[0]
     d = _by_model(table, "latency", "p99_us", _pstr(ref))
     lo, hi = _extremes(d)
     s1 = (f"At {_pstr(ref)} % of its own peak rate {lo} had the lowest coordinated-omission-corrected "
           f"p99 ({ms(d[lo])}) and {hi} the highest ({ms(d[hi])}).")
+    # Which models this machine could not offer that load to on schedule (not data, not drawn).
+    beyond = summary_order({r["model"] for r in table if r["experiment"] == "latency"
+                            and r["metric"] == "p99_us" and str(r["param"]) == _pstr(ref)
+                            and not_data_reason(r, "latency")})
+    if beyond:
+        s1 += (f" Not offered on schedule at {_pstr(ref)} % (beyond what one generator core can "
+               f"offer here, so not drawn): {', '.join(beyond)}.")
     top = ps[-1]
     if top == ref:
         return s1
@@ -192,45 +426,57 @@ def _histograms_at(runs, conns):
 
 
 def latency_distribution(table, runs) -> str:
-    hs = _histograms_at(runs, LATENCY_CONNS)
-    if not hs:
-        return no_data("scale") + f" (needs {LATENCY_CONNS} connections)"
-    p999 = {m: stats.percentile(h, 99.9) for m, h in hs.items()}
-    p50 = {m: stats.percentile(h, 50) for m, h in hs.items()}
-    p999 = {m: v for m, v in p999.items() if v}
+    """The lowest and highest p99.9 are the summary table's medians over repetitions (the
+    figures the tables show), not a value pooled over the merged histograms."""
+    p999 = _by_model(table, "scale", "p999_us", str(LATENCY_CONNS))
+    p50 = _by_model(table, "scale", "p50_us", str(LATENCY_CONNS))
     if not p999:
-        return no_data("scale")
+        return no_data("scale", table) + f" (needs {LATENCY_CONNS} connections)"
     lo, hi = _extremes(p999)
+    s = (f"At {LATENCY_CONNS} connections {lo} had the lowest p99.9 ({ms(p999[lo])}, median of the "
+         f"repetitions) and {hi} the highest ({ms(p999[hi])}).")
     tail = {m: p999[m] / p50[m] for m in p999 if p50.get(m)}
-    t_lo, t_hi = _extremes(tail)
-    return (f"At {LATENCY_CONNS} connections {lo} had the lowest p99.9 ({ms(p999[lo])}) and {hi} the "
-            f"highest ({ms(p999[hi])}). The tail above the median was flattest for {t_lo} "
-            f"(p99.9 = {tail[t_lo]:.1f}x p50) and steepest for {t_hi} ({tail[t_hi]:.1f}x p50).")
+    if tail:
+        t_lo, t_hi = _extremes(tail)
+        s += (f" The tail above the median was flattest for {t_lo} (p99.9 = {tail[t_lo]:.1f}x p50) "
+              f"and steepest for {t_hi} ({tail[t_hi]:.1f}x p50).")
+    return s
 
 
 def blocking(table, runs) -> str:
-    ratio = _by_model(table, "blocking", "p99_ratio", "impact")
-    if not ratio:
-        return no_data("blocking")
+    """Ratios of the medians the table shows; "at least doubled" only for a model whose ratio
+    was >= 2 in every repetition (defect 9)."""
     base = _by_model(table, "blocking", "p99_us", "0")
-    withs = {r["model"]: r["median"] for r in table if r["experiment"] == "blocking"
-             and r["metric"] == "p99_us" and (_num(r["param"]) or 0) > 0 and r["median"] is not None}
+    withs: dict[str, float] = {}
+    for r in table:
+        if (r["experiment"] == "blocking" and r["metric"] == "p99_us" and (_num(r["param"]) or 0) > 0
+                and r["median"] is not None and not_data_reason(r, "blocking") is None):
+            withs[r["model"]] = max(withs.get(r["model"], 0.0), r["median"])
+    ratio = {m: withs[m] / base[m] for m in withs if base.get(m)}
+    if not ratio:
+        return no_data("blocking", table)
     lo, hi = _extremes(ratio)
-    s1 = (f"With 1 % of requests sleeping 1 ms in the handler, the fast requests' p99 changed "
-          f"{times(ratio[hi])} for {hi} ({ms(base.get(hi, 0))} -> {ms(withs.get(hi, 0))}) and "
-          f"{times(ratio[lo])} for {lo} ({ms(base.get(lo, 0))} -> {ms(withs.get(lo, 0))}).")
-    hurt = sorted(m for m, r in ratio.items() if r >= 2)
-    fine = sorted(m for m, r in ratio.items() if r < 2)
-    s2 = (f" p99 at least doubled for {', '.join(hurt) or 'no model'}; "
-          f"it stayed within 2x for {', '.join(fine) or 'no model'}.")
+    s1 = (f"With 1 % of requests sleeping 1 ms in the handler, the fast requests' median p99 went "
+          f"from {ms(base[hi])} to {ms(withs[hi])} for {hi} ({times(ratio[hi])}) and from "
+          f"{ms(base[lo])} to {ms(withs[lo])} for {lo} ({times(ratio[lo])}).")
+    verdicts = {m: blocking_verdict(table, runs, m) for m in ratio}
+    hurt = [m for m in summary_order(ratio) if verdicts[m] == "hurt"]
+    held = [m for m in summary_order(ratio) if verdicts[m] == "held"]
+    s2 = (f" p99 at least doubled in every repetition for {', '.join(hurt) or 'no model'}; "
+          f"it stayed below 2x in at least one repetition for {', '.join(held) or 'no model'}.")
     return s1 + s2
+
+
+def summary_order(models) -> list[str]:
+    from .registry import NAMES
+    return [m for m in NAMES if m in models] + sorted(m for m in models if m not in NAMES)
 
 
 def cpu_per_request(table, runs) -> str:
     ka = _by_model(table, "scale", "cpu_us_per_req", str(LATENCY_CONNS))
     ch = _by_model(table, "churn", "cpu_us_per_req")
     if not ka and not ch:
-        return no_data("scale' or 'churn")
+        return no_data("scale' or 'churn", table)
     out = []
     if ka:
         lo, hi = _extremes(ka)
@@ -248,7 +494,7 @@ def cpu_per_request(table, runs) -> str:
 def churn(table, runs) -> str:
     d = _by_model(table, "churn", "rps")
     if not d:
-        return no_data("churn")
+        return no_data("churn", table)
     lo, hi = _extremes(d)
     cpu = _by_model(table, "churn", "cpu_us_per_req")
     s2 = ""
@@ -262,7 +508,7 @@ def churn(table, runs) -> str:
 def cpu_bound(table, runs) -> str:
     d = _by_model(table, "cpu", "rps")
     if not d:
-        return no_data("cpu")
+        return no_data("cpu", table)
     ps = _params(table, "cpu", "rps")
     us = ps[0] if ps else 100
     ceiling = 1e6 / us
@@ -278,9 +524,10 @@ def cpu_bound(table, runs) -> str:
 
 
 def payload(table, runs) -> str:
-    ps = _params(table, "payload", "payload_mb_s")
+    ps = [p for p in _params(table, "payload", "payload_mb_s")
+          if _by_model(table, "payload", "payload_mb_s", _pstr(p))]
     if not ps:
-        return no_data("payload")
+        return no_data("payload", table)
     top = _by_model(table, "payload", "payload_mb_s", _pstr(ps[-1]))
     lo, hi = _extremes(top)
     s1 = (f"At {size(ps[-1])} per response {hi} delivered the most ({top[hi]:,.0f} MB/s) and {lo} "
@@ -298,7 +545,7 @@ def payload(table, runs) -> str:
 def slowloris(table, runs) -> str:
     d = _by_model(table, "slowloris", "p99_us")
     if not d:
-        return no_data("slowloris")
+        return no_data("slowloris", table)
     lo, hi = _extremes(d)
     alive = _by_model(table, "slowloris", "slow_alive")
     clients = _params(table, "slowloris", "p99_us")
@@ -333,7 +580,7 @@ def micro_readiness(table, runs) -> str:
         if r["experiment"] == "micro" and str(r["param"]).startswith("wait/") and r["median"]:
             series.setdefault(r["model"], {})[_num(str(r["param"]).split("/")[1])] = r["median"]
     if not series:
-        return no_data("micro")
+        return no_data("micro", table)
     common = sorted(set.intersection(*(set(v) for v in series.values())))
     at = common[-1] if common else None
     s1 = ""
@@ -353,7 +600,7 @@ def micro_costs(table, runs) -> str:
     thread = _micro(table, "spawn", "thread_create_join")
     parse = _micro(table, "parse", "minimal")
     if fork is None and thread is None and parse is None:
-        return no_data("micro")
+        return no_data("micro", table)
     parts = []
     if fork is not None and thread is not None:
         parts.append(f"fork + exit + wait took {ns(fork)} and thread create + join {ns(thread)}, "
@@ -371,8 +618,28 @@ def micro_costs(table, runs) -> str:
     return " ".join(parts)
 
 
+def syscalls(table, runs) -> str:
+    per = _by_model(table, "scale", "syscalls_per_req", str(LATENCY_CONNS))
+    if not per:
+        per = {r["model"]: (r.get("metrics") or {}).get("syscalls_per_req") for r in summary.ok_records(runs)
+               if r["experiment"] == "scale" and str(r["param"]) == str(LATENCY_CONNS)
+               and (r.get("metrics") or {}).get("syscalls_per_req") is not None}
+    if not per:
+        return ("No system-call counts in this run (perf with kernel tracepoints needs root; "
+                "each point records why it was not counted).")
+    lo, hi = _extremes(per)
+    s = (f"With {LATENCY_CONNS} keep-alive connections one request cost {per[lo]:.2g} system calls on "
+         f"{lo} and {per[hi]:.2g} on {hi}.")
+    cs = _by_model(table, "scale", "ctxsw_per_req", str(LATENCY_CONNS))
+    if cs:
+        a, b = _extremes(cs)
+        s += f" Context switches per request ranged from {cs[a]:.2g} ({a}) to {cs[b]:.2g} ({b})."
+    return s
+
+
 READINGS = {
     "scale_throughput": scale_throughput, "scale_p99": scale_p99, "idle_memory": idle_memory,
+    "idle_active": idle_active, "syscalls": syscalls,
     "latency_knee": latency_knee, "latency_distribution": latency_distribution,
     "blocking": blocking, "cpu_per_request": cpu_per_request, "churn": churn,
     "cpu_bound": cpu_bound, "payload": payload, "slowloris": slowloris,
@@ -386,8 +653,11 @@ def reading(chart: str, table, runs) -> str:
         return ""
     try:
         return fn(table, runs)
-    except (ValueError, ZeroDivisionError, KeyError, TypeError) as e:
-        return f"(no reading: {type(e).__name__}: {e})"
+    except NoData as e:
+        return str(e)
+    except (ValueError, ZeroDivisionError, KeyError, TypeError, IndexError) as e:
+        # Never a crash, and never silence: say which reading could not be computed.
+        return f"No reading: the figures it needs are incomplete in this run ({type(e).__name__}: {e})."
 
 
 # Used by report tables: "median [min-max]".

@@ -1,16 +1,16 @@
-// The epoll backend of the shared event loop (common/event_loop.hpp), after redis's
-// ae_epoll.c. Used by server-epoll, and by the production models that run the same loop in
-// several processes (prefork) or threads (reuseport) or beside a worker pool (offload).
+// The epoll readiness backend (DESIGN §7), after redis's ae_epoll.c: the four functions of
+// ev::Backend over epoll(7). server-epoll runs the shared event loop on it; the coroutine
+// runtime (servers/coro) and the green-thread hub (servers/fibers) park their waiters on it.
 //
-// The interest set lives in the kernel (epoll_ctl changes it once per change, not per wait),
-// and epoll_wait returns only the ready fds: cost grows with activity, not with the number of
-// idle connections. Level-triggered, so the loop may read once per wake-up and come back later
+// The interest set lives in the kernel (epoll_ctl changes it once per change, not per wait), and
+// epoll_wait returns only the ready fds: cost grows with activity, not with the number of idle
+// connections. Level-triggered, so a caller may read once per wake-up and come back later
 // without losing readiness.
 //
-// `exclusive_fd` (prefork): that one fd (the listening socket every worker process shares) is
-// added with EPOLLEXCLUSIVE, so a new connection wakes one waiting worker instead of all of
-// them (the thundering herd). The loop only ever adds and removes the listener, never modifies
-// it, which is what EPOLLEXCLUSIVE allows.
+// `exclusive_fd` (server-prefork): that one fd (the listening socket every worker process
+// shares) is added with EPOLLEXCLUSIVE, so a new connection wakes one waiting worker instead of
+// all of them (the thundering herd). The event loop only ever adds and removes the listener,
+// never modifies it, which is what EPOLLEXCLUSIVE allows.
 #pragma once
 
 #include <sys/epoll.h>

@@ -142,6 +142,12 @@ int run_server(const ServerSpec& spec, int argc, char** argv) {
     std::fprintf(stderr, "%s\n", usage.c_str());
     return 2;
   }
+  if (spec.unavailable) {
+    if (const std::string reason = spec.unavailable(); !reason.empty()) {
+      log_error(spec.model, reason);
+      return 3;
+    }
+  }
   std::fprintf(stderr, "server-%s: %s\n", spec.model.c_str(), spec.description.c_str());
   std::printf("listening on %s\n", local_endpoint(listener.get()).c_str());
   std::fflush(stdout);

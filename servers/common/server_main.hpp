@@ -38,6 +38,9 @@ struct ServerSpec {
   bool nonblocking_listener = true;
   bool reuse_port = false;  // SO_REUSEPORT on the listener, so the model can bind more (reuseport)
   WorkersFlag workers;
+  // Optional: why this kernel cannot run the model (empty when it can), asked after binding
+  // and before the ready line; a reason makes the server exit 3 with it (DESIGN §3).
+  std::function<std::string()> unavailable;
   // Adds the model's own flags to the parser (optional).
   std::function<void(CLI::App&)> add_flags;
   // Runs the model until a stop signal; returns the process exit status.

@@ -1,11 +1,11 @@
 // server-epoll: one thread, non-blocking sockets, readiness from epoll(7).
 //
-// The event loop and connection state machine are shared (common/event_loop.cpp); the epoll
-// backend, after redis's ae_epoll.c, is common/epoll_backend.hpp (the production models reuse
-// it). The interest set lives in the kernel (epoll_ctl changes it once per change, not per
-// wait), and epoll_wait returns only the ready fds: cost grows with activity, not with the
-// number of idle connections. Level-triggered, so the loop may read once per wake-up and come
-// back later without losing readiness.
+// The event loop and connection state machine are shared (common/event_loop.cpp); the model is
+// the epoll backend, after redis's ae_epoll.c, in common/epoll_backend.hpp (the coroutine and
+// green-thread models park on the same backend). The interest set lives in the kernel
+// (epoll_ctl changes it once per change, not per wait), and epoll_wait returns only the ready
+// fds: cost grows with activity, not with the number of idle connections. Level-triggered, so
+// the loop may read once per wake-up and come back later without losing readiness.
 #include "epoll_backend.hpp"
 #include "event_loop.hpp"
 #include "server_main.hpp"

@@ -27,6 +27,14 @@ class CheckFailed(Exception):
     """A conformance violation: the message says what was expected and what was seen."""
 
 
+class ModelUnavailable(Exception):
+    """The server exited 3 before its ready line: this kernel lacks its mechanism (DESIGN §3,
+    e.g. uring without io_uring). The check is skipped with the server's reason, never passed."""
+
+
+EXIT_UNAVAILABLE = 3
+
+
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
@@ -341,8 +349,12 @@ class Server:
                                   f"(stderr: {self.stderr_text()[-500:]!r})")
             chunk = os.read(fd, 4096)
             if not chunk:
+                status = self.proc.wait()
+                if status == EXIT_UNAVAILABLE:
+                    raise ModelUnavailable(self.stderr_text().strip().splitlines()[-1:] or
+                                           [f"server-{self.model} exited 3"])
                 raise CheckFailed(f"server-{self.model}: exited before its ready line, status "
-                                  f"{self.proc.wait()} (stderr: {self.stderr_text()[-500:]!r})")
+                                  f"{status} (stderr: {self.stderr_text()[-500:]!r})")
             data += chunk
         line, _, self.stdout_rest = data.partition(b"\n")
         return line.decode(errors="replace")
