@@ -6,6 +6,11 @@
 // epoll_wait returns only the ready fds: cost grows with activity, not with the number of idle
 // connections. Level-triggered, so a caller may read once per wake-up and come back later
 // without losing readiness.
+//
+// `exclusive_fd` (server-prefork): that one fd (the listening socket every worker process
+// shares) is added with EPOLLEXCLUSIVE, so a new connection wakes one waiting worker instead of
+// all of them (the thundering herd). The event loop only ever adds and removes the listener,
+// never modifies it, which is what EPOLLEXCLUSIVE allows.
 #pragma once
 
 #include <sys/epoll.h>
@@ -26,7 +31,8 @@ class EpollBackend final : public Backend {
  public:
   static constexpr int kMaxEvents = 1024;  // ready fds taken per epoll_wait; the rest wait
 
-  EpollBackend() : epfd_(::epoll_create1(EPOLL_CLOEXEC)), events_(kMaxEvents) {
+  explicit EpollBackend(int exclusive_fd = -1)
+      : epfd_(::epoll_create1(EPOLL_CLOEXEC)), events_(kMaxEvents), exclusive_fd_(exclusive_fd) {
     if (!epfd_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
   }
   std::string_view name() const override { return "epoll"; }
@@ -54,12 +60,14 @@ class EpollBackend final : public Backend {
   bool ctl(int op, int fd, int mask) {
     epoll_event e{};
     e.events = ((mask & kReadable) ? EPOLLIN : 0u) | ((mask & kWritable) ? EPOLLOUT : 0u);
+    if (op == EPOLL_CTL_ADD && fd == exclusive_fd_) e.events |= EPOLLEXCLUSIVE;
     e.data.fd = fd;
     return ::epoll_ctl(epfd_.get(), op, fd, &e) == 0;
   }
 
   UniqueFd epfd_;
   std::vector<epoll_event> events_;
+  int exclusive_fd_;
 };
 
 }  // namespace cmbench::ev

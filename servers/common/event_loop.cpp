@@ -48,6 +48,7 @@ struct Connection {
   DeadlineQueue::iterator queued;
   int mask = kReadable;    // what the backend watches for this fd now
   bool turn_queued = false;  // in turns_due_: owed a turn on the loop's next pass
+  std::uint64_t serial = 0;  // this connection's number (an fd number is reused after a close)
   bool draining = false;   // final response sent: discard input until the peer closes
   std::size_t drained = 0;
   Clock::time_point linger_until{};
@@ -56,13 +57,18 @@ struct Connection {
 class EventLoop {
  public:
   EventLoop(const std::string& model, UniqueFd listener, Backend& backend,
-            const ServerOptions& options)
-      : model_(model), listener_(std::move(listener)), backend_(backend), options_(options) {}
+            const ServerOptions& options, const LoopHooks& hooks)
+      : model_(model), listener_(std::move(listener)), backend_(backend), options_(options),
+        hooks_(hooks) {}
 
   int run() {
-    SignalPipe::watch(SIGTERM);
-    SignalPipe::watch(SIGINT);
-    if (!backend_.add(listener_.get(), kReadable) || !backend_.add(SignalPipe::fd(), kReadable)) {
+    if (hooks_.stop_fd < 0) {
+      SignalPipe::watch(SIGTERM);
+      SignalPipe::watch(SIGINT);
+    }
+    const int stop_fd = hooks_.stop_fd >= 0 ? hooks_.stop_fd : SignalPipe::fd();
+    if (!backend_.add(listener_.get(), kReadable) || !backend_.add(stop_fd, kReadable) ||
+        (hooks_.offloader && !backend_.add(hooks_.offloader->wake_fd(), kReadable))) {
       log_error(model_, "cannot watch the listening socket");
       return 1;
     }
@@ -80,8 +86,11 @@ class EventLoop {
       // pipelining client's next turn waits behind the others, never ahead of them.
       std::swap(turns_due_, turns_now_);
       for (const Ready& event : ready) {
-        if (event.fd == SignalPipe::fd()) {
-          if (SignalPipe::drain_stop()) return 0;  // connections close as conns_ is destroyed
+        if (event.fd == stop_fd) {
+          // connections close as conns_ is destroyed
+          if (hooks_.stop_fd >= 0 || SignalPipe::drain_stop()) return 0;
+        } else if (hooks_.offloader && event.fd == hooks_.offloader->wake_fd()) {
+          resume_offloaded();
         } else if (event.fd == listener_.get()) {
           if (!accept_paused_) accept_clients();
         } else if (auto it = conns_.find(event.fd); it != conns_.end()) {
@@ -185,6 +194,8 @@ class EventLoop {
       }
       Connection& c = conns_.try_emplace(fd).first->second;
       c.fd = std::move(r.fd);
+      c.serial = ++accepted_;
+      if (hooks_.offloader) c.session.defer_if(hooks_.offloader->blocking());
       track_deadline(c);  // a new connection is idle until its first byte
     }
   }
@@ -202,7 +213,7 @@ class EventLoop {
       if (!drain(c)) close(c);
       return;
     }
-    if ((mask & kReadable) && c.session.next() == http::Want::Read) {
+    if ((mask & kReadable) && !c.session.waiting() && c.session.next() == http::Want::Read) {
       const ssize_t n = ::recv(c.fd.get(), scratch_, sizeof scratch_, 0);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return close(c);
       if (n > 0) c.session.on_bytes({scratch_, static_cast<std::size_t>(n)});
@@ -228,6 +239,9 @@ class EventLoop {
   // After the session changed: write what it has, start lingering close, queue its next turn,
   // and tell the backend what to wait for.
   void after_turn(Connection& c) {
+    // A blocking request leaves for a worker (server-offload); the responses before it go out.
+    if (auto request = c.session.take_deferred(); request && hooks_.offloader)
+      hooks_.offloader->submit({c.fd.get(), c.serial}, std::move(request));
     // The session's phase right after reading or processing (Busy while responses wait), so
     // that a request answered within this turn still restarts the idle deadline after it.
     track_deadline(c);
@@ -245,11 +259,36 @@ class EventLoop {
       turns_due_.push_back(c.fd.get());
     }
     track_deadline(c);
-    const int want = c.session.next() == http::Want::Write ? kWritable : kReadable;
+    int want = c.session.next() == http::Want::Write ? kWritable : kReadable;
+    // Waiting for a worker with nothing to write: not watched at all (input must not be read,
+    // and a hang-up reported on every wait would spin the loop) until resume_offloaded().
+    if (c.session.waiting() && want == kReadable) want = kNone;
     if (want != c.mask) {
-      backend_.modify(c.fd.get(), want);
+      if (c.mask == kNone) {
+        if (!backend_.add(c.fd.get(), want)) return close(c);
+      } else if (want == kNone) {
+        backend_.remove(c.fd.get());
+      } else {
+        backend_.modify(c.fd.get(), want);
+      }
       c.mask = want;
     }
+  }
+
+  // Responses from the offloader's workers: each connection goes on where it stopped (unless
+  // it closed meanwhile, e.g. a write error on the responses before the offloaded one).
+  void resume_offloaded() {
+    offloaded_.clear();
+    hooks_.offloader->collect(offloaded_);
+    for (auto& [from, response] : offloaded_) {
+      auto it = conns_.find(from.fd);
+      if (it == conns_.end() || it->second.serial != from.connection ||
+          !it->second.session.waiting())
+        continue;
+      it->second.session.resume(std::move(response));
+      after_turn(it->second);
+    }
+    offloaded_.clear();
   }
 
   // Writes until the socket buffer is full or the output is gone. False on a send error.
@@ -277,7 +316,7 @@ class EventLoop {
   void close(Connection& c) {
     const int fd = c.fd.get();
     if (c.queue != nullptr) c.queue->erase(c.queued);
-    backend_.remove(fd);
+    if (c.mask != kNone) backend_.remove(fd);
     conns_.erase(fd);  // the UniqueFd closes it
   }
 
@@ -285,6 +324,9 @@ class EventLoop {
   UniqueFd listener_;
   Backend& backend_;
   const ServerOptions& options_;
+  const LoopHooks hooks_;
+  std::vector<std::pair<OffloadTicket, http::Response>> offloaded_;  // for resume_offloaded()
+  std::uint64_t accepted_ = 0;  // connections accepted so far: their serial numbers
   std::unordered_map<int, Connection> conns_;
   // Lingering closes, (fd, deadline) oldest first: a connection enters once, when it finishes.
   std::deque<std::pair<int, Clock::time_point>> lingering_;
@@ -301,9 +343,9 @@ class EventLoop {
 }  // namespace
 
 int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend,
-                   const ServerOptions& options) {
+                   const ServerOptions& options, const LoopHooks& hooks) {
   // The loop owns a 16 KiB scratch buffer: allocate it once on the heap, not on the stack.
-  auto loop = std::make_unique<EventLoop>(model, std::move(listener), backend, options);
+  auto loop = std::make_unique<EventLoop>(model, std::move(listener), backend, options, hooks);
   return loop->run();
 }
 

@@ -4,10 +4,14 @@
 // function?"; reading run_event_loop() answers "what does a single-threaded server do all day?".
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "http_session.hpp"
 #include "unique_fd.hpp"
 
 namespace cmbench {
@@ -36,9 +40,38 @@ class Backend {
   virtual bool wait(int timeout_ms, std::vector<Ready>& ready) = 0;
 };
 
+// Handlers that block, run off the loop (server-offload): the loop hands such a request to the
+// offloader (HttpSession::defer_if / take_deferred), stops watching that connection, and goes on
+// serving the others; when wake_fd() is readable it collects the responses and resumes each
+// connection where it stopped (HttpSession::resume).
+// Which connection a deferred request came from: fd numbers are reused once a connection
+// closes, so the loop also numbers its connections.
+struct OffloadTicket {
+  int fd;
+  std::uint64_t connection;
+};
+
+class Offloader {
+ public:
+  virtual ~Offloader() = default;
+  virtual http::DeferPredicate blocking() const = 0;  // which requests leave the loop
+  virtual int wake_fd() const = 0;                     // readable while responses wait
+  virtual void submit(OffloadTicket from, std::unique_ptr<http::DeferredRequest> request) = 0;
+  // Moves every finished (ticket, response) into `done`.
+  virtual void collect(std::vector<std::pair<OffloadTicket, http::Response>>& done) = 0;
+};
+
+// What the production models add to the loop; the defaults are the single-threaded server.
+struct LoopHooks {
+  // >= 0: the loop stops when this fd is readable, instead of on SIGTERM/SIGINT itself. It never
+  // reads it, so one eventfd written once stops every loop that shares it (server-reuseport).
+  int stop_fd = -1;
+  Offloader* offloader = nullptr;  // server-offload
+};
+
 // Serves every connection on the calling thread until SIGTERM or SIGINT, with the deadlines
 // and the client cap of `options` (DESIGN §3). Returns the exit status.
 int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend,
-                   const ServerOptions& options);
+                   const ServerOptions& options, const LoopHooks& hooks = {});
 
 }  // namespace cmbench::ev

@@ -38,7 +38,12 @@ std::size_t HttpSession::parse_turn(std::string_view input) {
       enqueue(respond_error(result.error_status));
       break;
     }
-    enqueue(respond(result.request));
+    if (defer_ && defer_(result.request)) {
+      deferred_ = std::make_unique<DeferredRequest>(result.request);
+      waiting_ = true;  // paused() from here: the next iteration stops this turn
+    } else {
+      enqueue(respond(result.request));
+    }
     parser_.reset();
     used += result.consumed;
   }
@@ -59,6 +64,14 @@ void HttpSession::enqueue(Response r) {
   closing_ = closing_ || r.close_after;
   out_bytes_ += r.size();
   out_.push_back(std::move(r));
+}
+
+void HttpSession::resume(Response response) {
+  if (!waiting_) return;
+  waiting_ = false;
+  deferred_.reset();
+  enqueue(std::move(response));
+  backlog_ = !closing_ && !pending_.empty();  // the requests behind it get the next turn
 }
 
 void HttpSession::reject(int status) {
@@ -117,7 +130,7 @@ Want HttpSession::next() const noexcept {
 }
 
 Phase HttpSession::phase() const noexcept {
-  if (has_output() || closing_ || backlog_) return Phase::Busy;
+  if (has_output() || closing_ || backlog_ || waiting_) return Phase::Busy;
   if (pending_.empty()) return Phase::Idle;
   return parser_.head_complete() ? Phase::Busy : Phase::Head;
 }

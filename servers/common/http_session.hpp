@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,33 @@ enum class Phase {
   Busy,  // a body is arriving, a handler runs, responses are being written: no deadline
 };
 
+// A complete request copied out of the session's input, so that its handler can run on another
+// thread after the input buffer has moved on (server-offload).
+struct DeferredRequest {
+  Method method = Method::Other;
+  std::string method_text, target, body;
+  int version_minor = 1;
+  bool keep_alive = true;
+  explicit DeferredRequest(const Request& r)
+      : method(r.method), method_text(r.method_text), target(r.target), body(r.body),
+        version_minor(r.version_minor), keep_alive(r.keep_alive) {}
+  // A view for respond(), valid while this object lives.
+  Request view() const {
+    Request r;
+    r.method = method;
+    r.method_text = method_text;
+    r.target = target;
+    r.version_minor = version_minor;
+    r.keep_alive = keep_alive;
+    r.content_length = body.size();
+    r.body = body;
+    return r;
+  }
+};
+
+// Which requests a model runs elsewhere instead of inside on_bytes/process (nullptr: none).
+using DeferPredicate = bool (*)(const Request&);
+
 class HttpSession {
  public:
   // Bytes read from the peer. Runs the handlers of the complete requests they finish, at most
@@ -79,6 +107,18 @@ class HttpSession {
   // when a head was not complete in time). Unparsed input is dropped: only draining follows.
   void reject(int status);
 
+  // Deferred handlers (server-offload). With defer_if(pred), a complete request for which pred
+  // is true is not answered here: the session keeps a copy (take_deferred(), once), parses
+  // nothing after it, and waits for resume(response), which queues that response in its place
+  // and lets the requests behind it go on (next() says Process). Order is kept: responses
+  // before it are written meanwhile, requests after it wait in the input. While waiting(), a
+  // model must not read (next() says Read once nothing is left to write, only because no other
+  // value fits: the input would grow without bound) and no deadline applies (phase() is Busy).
+  void defer_if(DeferPredicate pred) noexcept { defer_ = pred; }
+  bool waiting() const noexcept { return waiting_; }
+  std::unique_ptr<DeferredRequest> take_deferred() noexcept { return std::move(deferred_); }
+  void resume(Response response);
+
   // Requests answered on this connection (tests and counters).
   std::size_t requests() const noexcept { return requests_; }
   // Bytes the parser has examined on this connection (RequestParser::work(); tests).
@@ -90,7 +130,9 @@ class HttpSession {
   std::size_t parse_turn(std::string_view input);
   void parse_pending();
   void enqueue(Response r);
-  bool paused() const noexcept { return closing_ || out_bytes_ >= kOutputHighWater; }
+  bool paused() const noexcept {
+    return closing_ || waiting_ || out_bytes_ >= kOutputHighWater;
+  }
 
   RequestParser parser_;
   std::string pending_;               // unconsumed input, starting at the current request
@@ -101,6 +143,9 @@ class HttpSession {
   std::size_t requests_ = 0;
   bool closing_ = false;              // a response that ends the connection is queued
   bool backlog_ = false;              // pending_ may hold complete requests (turn or output bound)
+  bool waiting_ = false;              // a deferred request's response is awaited (resume())
+  DeferPredicate defer_ = nullptr;
+  std::unique_ptr<DeferredRequest> deferred_;  // the waiting request, until take_deferred()
 };
 
 }  // namespace cmbench::http

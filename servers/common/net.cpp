@@ -14,7 +14,8 @@
 
 namespace cmbench {
 
-UniqueFd listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool nonblocking) {
+UniqueFd listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool nonblocking,
+                    bool reuse_port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -32,7 +33,9 @@ UniqueFd listen_tcp(const std::string& host, std::uint16_t port, int backlog, bo
   } else {
     const int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0)
+    if (reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      error = std::string("SO_REUSEPORT: ") + std::strerror(errno);
+    else if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0)
       error = "cannot bind " + host + ":" + service + ": " + std::strerror(errno);
     else if (::listen(fd.get(), backlog) != 0)
       error = std::string("listen: ") + std::strerror(errno);

@@ -10,8 +10,11 @@
 namespace cmbench {
 
 // Binds and listens on host:port (numeric IPv4 or IPv6; port 0 = ephemeral), SO_REUSEADDR,
-// non-blocking if asked. Throws std::runtime_error with a one-line reason.
-UniqueFd listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool nonblocking);
+// non-blocking if asked. `reuse_port` sets SO_REUSEPORT before bind, so further sockets may bind
+// the same address and the kernel spreads new connections over them (server-reuseport).
+// Throws std::runtime_error with a one-line reason.
+UniqueFd listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool nonblocking,
+                    bool reuse_port = false);
 
 // "HOST:PORT" of a bound socket, IPv6 in brackets.
 std::string local_endpoint(int fd);

@@ -1,6 +1,8 @@
 #include "server_main.hpp"
 
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <cmath>
@@ -66,6 +68,15 @@ void add_duration(CLI::App& app, const std::string& name, Clock::duration& targe
       ->type_name("DURATION");
 }
 
+// The port a bound socket got (for --port 0).
+std::uint16_t bound_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port
+                                        : reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+}
+
 }  // namespace
 
 int run_server(const ServerSpec& spec, int argc, char** argv) {
@@ -117,7 +128,15 @@ int run_server(const ServerSpec& spec, int argc, char** argv) {
   block_stop_signals();  // until the model's handler is in place (see signals.hpp)
   UniqueFd listener;
   try {
-    listener = listen_tcp(options.host, options.port, options.backlog, spec.nonblocking_listener);
+    if (spec.reuse_port) {
+      // SO_REUSEPORT lets any socket of this user that sets it join the port, so a second
+      // server would share it silently instead of failing with "port in use". A plain bind
+      // first proves the port free (and picks it, for --port 0); the shared listener follows.
+      const UniqueFd probe = listen_tcp(options.host, options.port, 1, true);
+      options.port = bound_port(probe.get());
+    }
+    listener = listen_tcp(options.host, options.port, options.backlog, spec.nonblocking_listener,
+                          spec.reuse_port);
   } catch (const std::exception& e) {
     log_error(spec.model, e.what());
     std::fprintf(stderr, "%s\n", usage.c_str());

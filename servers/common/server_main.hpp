@@ -36,6 +36,7 @@ struct ServerSpec {
   std::string model;        // "epoll": names the binary (server-epoll) and prefixes messages
   std::string description;  // one line for --help
   bool nonblocking_listener = true;
+  bool reuse_port = false;  // SO_REUSEPORT on the listener, so the model can bind more (reuseport)
   WorkersFlag workers;
   // Optional: why this kernel cannot run the model (empty when it can), asked after binding
   // and before the ready line; a reason makes the server exit 3 with it (DESIGN §3).

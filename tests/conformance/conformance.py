@@ -34,7 +34,9 @@ from harness import (GET_ROOT, HELLO, SANITIZED, SLOW, CheckFailed, ModelUnavail
 
 PROCESS_MODELS = {"fork"}
 THREAD_MODELS = {"threads"}
-BLOCKING_MODELS = PROCESS_MODELS | THREAD_MODELS   # a blocking handler stalls one client only
+POOL_MODELS = {"threadpool", "offload"}  # a blocking handler holds one pool thread, not the server
+WORKER_PROCESS_MODELS = {"prefork"}      # a fixed set of worker processes (--workers)
+BLOCKING_MODELS = PROCESS_MODELS | THREAD_MODELS | POOL_MODELS  # a blocking handler stalls one client only
 # servers/models.txt through its reader (by folder: this directory has a harness.py of its own).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "harness"))
 import registry  # noqa: E402
@@ -631,6 +633,8 @@ def check_sigterm(bin_dir: str, model: str) -> None:
         children = server.children()
         if model in PROCESS_MODELS:
             require(len(children) >= 7, f"fork: expected 7 children with 7 open clients, saw {children}")
+        if model in WORKER_PROCESS_MODELS:
+            require(len(children) >= 1, f"{model}: expected its worker processes, saw {children}")
         status, took = server.stop(limit)
         require(status is not None, f"still running {limit:.0f}s after SIGTERM")
         require(status == 0, f"exit status {status} after SIGTERM, expected 0")
@@ -1074,7 +1078,9 @@ def check_linger_trickle(bin_dir: str, model: str) -> None:
 @check("max_clients")
 def check_max_clients(bin_dir: str, model: str) -> None:
     cap = 5
-    with Server(bin_dir, model, args=("--max-clients", str(cap))) as server:
+    # prefork and reuseport cap each worker (DESIGN §3): with one worker, that is the total.
+    one_worker = ("--workers", "1") if model in WORKER_PROCESS_MODELS | {"reuseport"} else ()
+    with Server(bin_dir, model, args=("--max-clients", str(cap), *one_worker)) as server:
         socks = []
         try:
             for i in range(cap):

@@ -373,7 +373,8 @@ class Server:
         return kids
 
     def fds(self) -> int:
-        return fd_count(self.pid)
+        # The whole tree's: a pre-forked worker (prefork) holds its connections, not the parent.
+        return fd_count(self.pid) + sum(max(0, fd_count(c)) for c in self.children())
 
     def threads(self) -> int:
         return thread_count(self.pid)
