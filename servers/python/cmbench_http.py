@@ -445,7 +445,9 @@ def start(model: str, description: str, argv=None) -> tuple[socket.socket, Optio
     """Parses the §3 flags (bad input: one-line reason + usage, exit 2), binds and listens,
     installs the stop signals, names the model on stderr and prints the ready line."""
     prog = f"server-{model}"
-    ap = _Parser(prog=prog, description=description, add_help=True)
+    usage = (f"{prog} [--host 127.0.0.1] [--port 8080] [--backlog 4096] [--idle-timeout 75s] "
+             "[--header-timeout 60s] [--max-clients 16384]")
+    ap = _Parser(prog=prog, description=description, usage=usage, add_help=True)
     ap.add_argument("--host", default="127.0.0.1", help="numeric IPv4 or IPv6 address")
     ap.add_argument("--port", type=_int_in(0, 65535, "port"), default=8080, help="0 picks a free port")
     ap.add_argument("--backlog", type=_int_in(1, 1 << 20, "backlog"), default=4096)
@@ -453,7 +455,7 @@ def start(model: str, description: str, argv=None) -> tuple[socket.socket, Optio
     ap.add_argument("--header-timeout", type=duration, default=60.0)
     ap.add_argument("--max-clients", type=_int_in(1, 1 << 30, "max-clients"), default=16384)
     opts = ap.parse_args(argv, namespace=Options())
-    usage = ap.format_usage().strip()
+    usage = ap.format_usage().strip()   # one line: "usage: server-... [--host ...] ..."
     try:
         info = socket.getaddrinfo(opts.host, opts.port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
                                   socket.AI_PASSIVE | socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)

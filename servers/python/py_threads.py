@@ -44,9 +44,9 @@ def main() -> None:
         tracker.close_all()
         raise Stopped
 
-    http.STOP.on_stop = stop
-    threading.Thread(target=sweeper, args=(tracker,), daemon=True).start()
-    try:
+    try:                        # from here on, a stop signal raises Stopped in this thread
+        http.STOP.on_stop = stop
+        threading.Thread(target=sweeper, args=(tracker,), daemon=True).start()
         while True:
             try:
                 sock, _ = listener.accept()

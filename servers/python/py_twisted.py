@@ -23,12 +23,14 @@ epollreactor.install()
 
 from twisted.internet import protocol, reactor  # noqa: E402  (after the reactor choice)
 from zope.interface import implementer  # noqa: E402
-from twisted.internet.interfaces import IPushProducer  # noqa: E402
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer  # noqa: E402
 
 import cmbench_http as http  # noqa: E402
 
 
-@implementer(IPushProducer)
+# IHalfCloseableProtocol: a client that sends its requests and then shuts down its side
+# (nc -N, shutdown(SHUT_WR)) still gets every response before we close.
+@implementer(IPushProducer, IHalfCloseableProtocol)
 class HttpProtocol(protocol.Protocol):
     def connectionMade(self) -> None:
         self.session = http.Session()
@@ -36,6 +38,7 @@ class HttpProtocol(protocol.Protocol):
         self.paused = False                  # the transport's buffer is full
         self.reading_paused = False          # we asked the transport to stop reading
         self.lingering = False
+        self.peer_done = False               # the client shut down its side
         self.drained = 0
         self.tracker = self.factory.tracker
         self.transport.bufferSize = http.READ_SIZE   # recv size (and the write high-water mark)
@@ -74,6 +77,8 @@ class HttpProtocol(protocol.Protocol):
         session.sent()
         if session.closing:
             self.finish()
+        elif self.peer_done:
+            self.transport.loseConnection()  # every response is out: close our side too
         elif self.reading_paused:
             self.reading_paused = False
             self.transport.resumeProducing()  # read the next request
@@ -113,6 +118,14 @@ class HttpProtocol(protocol.Protocol):
             self.transport.loseConnection()  # quietly
         else:
             self.transport.abortConnection()  # linger deadline or stop: time is up
+
+    def readConnectionLost(self) -> None:
+        self.peer_done = True
+        if self.lingering or not (self.pending or self.session.more):
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass                                 # our own half-close (lingering): keep reading
 
     def connectionLost(self, reason=None) -> None:
         self.tracker.remove(self)
