@@ -639,6 +639,15 @@ def linger_blocking(sock) -> None:
         pass
 
 
+def _recv(conn: BlockingConnection) -> bytes:
+    try:
+        return conn.sock.recv(READ_SIZE)
+    except OSError:
+        if conn.expired:     # gevent raises in the parked reader when another greenlet shuts
+            return b""       # the socket; threads see b"": both mean "deadline"
+        raise
+
+
 def serve_blocking(conn: BlockingConnection, tracker: Tracker, yield_turn=None,
                    admitted: bool = False) -> None:
     """One connection, top to bottom: read, answer, repeat; the caller closes the socket.
@@ -650,7 +659,7 @@ def serve_blocking(conn: BlockingConnection, tracker: Tracker, yield_turn=None,
         if not admitted and not tracker.admit(conn):
             out = session.reject(503)
         else:
-            data = sock.recv(READ_SIZE)
+            data = _recv(conn)
             out = session.feed(data) if data else None
         while out is not None:
             for piece in out:
@@ -663,7 +672,7 @@ def serve_blocking(conn: BlockingConnection, tracker: Tracker, yield_turn=None,
                     yield_turn()
                 out = session.feed(b"")
                 continue
-            data = sock.recv(READ_SIZE)
+            data = _recv(conn)
             if not data:
                 if conn.expired == "header":   # the head did not complete in time
                     out = session.reject(408)

@@ -67,8 +67,9 @@ class Server:
         http.STOP.on_stop = self.stop
         tracker = self.tracker
         while self.running:
-            timeout = 0 if self.next_turn else tracker.tick()
-            events = self.epoll.poll(timeout)
+            # Connections that used up their turn wait until the others' events are handled.
+            turn, self.next_turn = self.next_turn, []
+            events = self.epoll.poll(0 if turn else tracker.tick())
             for fileno, event in events:
                 if fileno == listen_fd:
                     self.accept_clients()
@@ -78,7 +79,6 @@ class Server:
                     conn = self.conn_map.get(fileno)
                     if conn is not None:
                         self.on_event(conn, event)
-            turn, self.next_turn = self.next_turn, []
             for conn in turn:
                 if conn.fd in self.conn_map:
                     self.respond(conn, conn.session.feed(b""))

@@ -70,9 +70,9 @@ class HttpProtocol(protocol.Protocol):
                 self.reading_paused = True
                 self.transport.pauseProducing()
             if not self.pending:
-                # Fairness: the rest of this read's pipelined requests wait for the next
-                # reactor turn, so other connections' callbacks run first.
-                reactor.callLater(0, self.next_turn)
+                # Fairness: the rest of this read's pipelined requests wait until other
+                # clients whose bytes are already here have been answered.
+                self.give_way(3)
             return
         session.sent()
         if session.closing:
@@ -94,6 +94,16 @@ class HttpProtocol(protocol.Protocol):
 
     def stopProducing(self) -> None:
         self.pending.clear()
+
+    def give_way(self, hops: int) -> None:
+        """Each reactor iteration runs the due timed calls, then polls and runs dataReceived
+        of ready clients; their responses are written at the *next* poll (transport.write
+        buffers). So a client whose bytes are here is answered within two iterations, and
+        this connection comes back on the third: one callLater(0) per iteration."""
+        if hops:
+            reactor.callLater(0, self.give_way, hops - 1)
+        else:
+            self.next_turn()
 
     def next_turn(self) -> None:
         if self.transport.connected:
