@@ -14,6 +14,7 @@ head bytes, so it is exactly what the strict parse of those bytes gave.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import signal
@@ -471,6 +472,8 @@ def start(model: str, description: str, argv=None) -> tuple[socket.socket, Optio
         ls.close()
         fail(prog, f"cannot bind {opts.host}:{opts.port}: {e.strerror}", usage)
     STOP.install()
+    # Framework messages (asyncio's and Tornado's loggers) name the model, as ours do.
+    logging.basicConfig(format=f"{prog}: %(message)s", level=logging.WARNING)
     sys.stderr.write(f"{prog}: {description}\n")
     sys.stderr.flush()
     host, port = ls.getsockname()[:2]

@@ -198,6 +198,23 @@ def check_fairness(bin_dir: str, model: str) -> None:
                                        f"40 pipelined /cpu/50000 (2 s in all)")
 
 
+@check
+def check_sigterm_while_sleeping(bin_dir: str, model: str) -> None:
+    """SIGTERM exits 0 within 2 s even while a handler blocks the serving thread in /sleep."""
+    with Server(bin_dir, model) as server:
+        sleeper = connect(server)
+        sleeper.sendall(get("/sleep/5000000"))
+        idle = connect(server)
+        time.sleep(0.3)                       # the handler is asleep now
+        status, took = server.stop(2.0)
+        require(status is not None, "still running 2 s after SIGTERM (a handler sleeps for 5 s)")
+        require(status == 0, f"exit status {status} after SIGTERM, expected 0")
+        for s in (sleeper, idle):
+            took_close, _ = wait_close(s, 2.0)
+            s.close()
+        log(f"SIGTERM while a handler sleeps: exit 0 after {took:.2f}s, clients closed")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin-dir", default="build/bin")
