@@ -11,7 +11,6 @@ switch costs a GIL hand-off; each connection costs a thread (its stack is mostly
 virtual memory) and --max-clients bounds them; past the cap a client gets 503.
 """
 import errno
-import socket
 import sys
 import threading
 import time
