@@ -667,7 +667,7 @@ def serve_blocking(conn: BlockingConnection, tracker: Tracker, yield_turn=None,
         while out is not None:
             for piece in out:
                 sock.sendall(piece)
-            session.sent()
+                session.sent()     # progress: a slow reader is not idle while it reads
             if session.closing:
                 break
             if session.more:

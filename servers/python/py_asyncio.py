@@ -45,7 +45,7 @@ async def write(writer: asyncio.StreamWriter, session: http.Session, out: list) 
     for piece in out:             # /bytes/N comes as 64 KiB views: drain keeps memory bounded
         writer.write(piece)
         await writer.drain()
-    session.sent()
+        session.sent()            # progress: a slow reader is not idle while it reads
 
 
 async def linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

@@ -145,8 +145,7 @@ class Server:
                 break
             conn.out.popleft()
         session = conn.session
-        if out or not conn.out:
-            session.sent()
+        session.sent()               # progress either way: not idle
         if conn.out:
             self.want(conn, select.EPOLLOUT)
         elif session.closing:

@@ -82,7 +82,7 @@ class HttpServer(TCPServer):
     async def write(stream, session: http.Session, out: list) -> None:
         for piece in out:     # /bytes/N comes as 64 KiB views: one at a time bounds memory
             await stream.write(piece)
-        session.sent()
+            session.sent()    # progress: a slow reader is not idle while it reads
 
     async def linger(self, stream, conn: Connection) -> None:
         """Lingering close: shut our side, discard what the client still sends until it

@@ -89,6 +89,7 @@ class HttpProtocol(protocol.Protocol):
 
     def resumeProducing(self) -> None:
         self.paused = False
+        self.session.sent()                  # the client is reading: not idle
         if self.pending:
             self.flush()
 
