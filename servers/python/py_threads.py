@@ -11,15 +11,12 @@ switch costs a GIL hand-off; each connection costs a thread (its stack is mostly
 virtual memory) and --max-clients bounds them; past the cap a client gets 503.
 """
 import errno
+import socket
 import sys
 import threading
 import time
 
 import cmbench_http as http
-
-
-class Stopped(Exception):
-    """Raised by the stop signal in the main thread, out of its blocking accept()."""
 
 
 def serve_client(conn: http.BlockingConnection, tracker: http.Tracker) -> None:
@@ -39,33 +36,39 @@ def main() -> None:
     listener, opts = http.start("py-threads", "a Python thread per connection (threading)")
     tracker = http.Tracker(opts)
 
-    def stop() -> None:         # runs in the main thread, inside accept(): unwind it
-        tracker.close_all()
-        raise Stopped
+    stopping = threading.Event()
 
-    try:                        # from here on, a stop signal raises Stopped in this thread
-        http.STOP.on_stop = stop
-        threading.Thread(target=sweeper, args=(tracker,), daemon=True).start()
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    time.sleep(0.1)  # out of descriptors: back off; clients wait in the backlog
-                continue
-            http.accepted(sock)
-            conn = http.BlockingConnection(sock)
-            if not tracker.admit(conn):
-                http.reject_now(sock, 503)   # no thread for a client past the cap
-                continue
-            try:
-                # daemon: at exit, a thread still sleeping in a handler ends with the process
-                threading.Thread(target=serve_client, args=(conn, tracker), daemon=True).start()
-            except RuntimeError:
-                tracker.remove(conn)
-                http.reject_now(sock, 503)   # cannot start a thread: this client only
-    except Stopped:
-        listener.close()
+    def stop() -> None:
+        # Runs in the main thread, possibly inside accept(): close every connection, then
+        # shut the listener, so the accept() resumed after this handler fails and the loop
+        # ends (raising from a signal handler could land anywhere, e.g. inside Thread.start).
+        stopping.set()
+        tracker.close_all()
+        listener.shutdown(socket.SHUT_RDWR)
+
+    http.STOP.on_stop = stop
+    threading.Thread(target=sweeper, args=(tracker,), daemon=True).start()
+    while not stopping.is_set():
+        try:
+            sock, _ = listener.accept()
+        except OSError as e:
+            if stopping.is_set():
+                break
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                time.sleep(0.1)  # out of descriptors: back off; clients wait in the backlog
+            continue
+        http.accepted(sock)
+        conn = http.BlockingConnection(sock)
+        if not tracker.admit(conn):
+            http.reject_now(sock, 503)   # no thread for a client past the cap
+            continue
+        try:
+            # daemon: at exit, a thread still sleeping in a handler ends with the process
+            threading.Thread(target=serve_client, args=(conn, tracker), daemon=True).start()
+        except RuntimeError:
+            tracker.remove(conn)
+            http.reject_now(sock, 503)   # cannot start a thread: this client only
+    listener.close()
     sys.exit(0)
 
 
