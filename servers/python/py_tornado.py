@@ -26,13 +26,24 @@ import cmbench_http as http
 
 
 class Connection:
-    __slots__ = ("session", "stream", "task", "expired")
+    __slots__ = ("session", "stream", "task", "expired", "reading")
 
     def __init__(self, stream) -> None:
         self.session = http.Session()
         self.stream = stream
         self.task = asyncio.current_task()
         self.expired = None
+        self.reading = None      # the IOStream's read in progress
+
+    async def read(self) -> bytes:
+        """The next bytes from the stream. An IOStream allows one read at a time and does not
+        forget a read whose waiter was cancelled (a deadline cancels our Task), so the read is
+        shielded and kept: after a cancel, the next read() awaits the same one."""
+        if self.reading is None:
+            self.reading = self.stream.read_bytes(http.READ_SIZE, partial=True)
+        data = await asyncio.shield(self.reading)
+        self.reading = None
+        return data
 
     def expire(self, kind: str) -> None:   # "idle", "header", "linger" or "stop"
         self.expired = kind
@@ -53,14 +64,15 @@ class HttpServer(TCPServer):
                 await self.write(stream, session, session.reject(503))
             while not session.closing:
                 if session.more:
-                    # Fairness: other clients first. Three hops, as in py_asyncio.give_way:
-                    # a client whose bytes are here needs two after the poll to be resumed.
-                    for _ in range(3):
+                    # Fairness: other clients first. As in py_asyncio.give_way, each
+                    # sleep(0) is one hop through the ready queue; a client whose bytes are
+                    # here needs three after the poll (IOStream callback, its read future,
+                    # the shield in Connection.read), so this one hops four times.
+                    for _ in range(4):
                         await asyncio.sleep(0)
                     out = session.feed(b"")
                 else:
-                    data = await stream.read_bytes(http.READ_SIZE, partial=True)
-                    out = session.feed(data)
+                    out = session.feed(await conn.read())
                 if out:
                     await self.write(stream, session, out)
             await self.linger(stream, conn)
@@ -94,7 +106,7 @@ class HttpServer(TCPServer):
         self.tracker.linger(conn)
         drained = 0
         while drained < http.DRAIN_LIMIT:
-            drained += len(await stream.read_bytes(http.READ_SIZE, partial=True))
+            drained += len(await conn.read())
 
     def listen_on(self, listener: socket.socket) -> None:
         """Accept clients from `listener`, pausing 100 ms when out of descriptors."""
