@@ -32,14 +32,19 @@ from harness import (GET_ROOT, HELLO, SANITIZED, SLOW, CheckFailed, ModelUnavail
                      nothing_arrives, ok_octets, ok_text, post_echo, proc_stat, recv_exact,
                      require, reset_close, settle, show, wait_until)
 
+# servers/models.txt through its reader (by folder: this directory has a harness.py of its own).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "harness"))
+import registry  # noqa: E402
+
 PROCESS_MODELS = {"fork"}
 THREAD_MODELS = {"threads"}
 POOL_MODELS = {"threadpool", "offload"}  # a blocking handler holds one pool thread, not the server
 WORKER_PROCESS_MODELS = {"prefork"}      # a fixed set of worker processes (--workers)
-BLOCKING_MODELS = PROCESS_MODELS | THREAD_MODELS | POOL_MODELS  # a blocking handler stalls one client only
-# servers/models.txt through its reader (by folder: this directory has a harness.py of its own).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "harness"))
-import registry  # noqa: E402
+# A blocking handler stalls only its own client where each client has its own process or OS
+# thread: the registry's style "blocking" (fork, threads, py-threads), and the pools. Event
+# loops, coroutines and green threads run every client on one thread, so a blocking handler
+# stalls them all.
+BLOCKING_MODELS = {m.name for m in registry.MODELS if m.style == "blocking"} | POOL_MODELS
 
 MODELS = [m.name for m in registry.MODELS if not m.is_reference]
 
