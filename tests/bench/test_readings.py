@@ -111,9 +111,10 @@ class SlopeChecks(unittest.TestCase):
     def test_two_counts_negative_and_noise_are_not_measurable(self):
         runs = []
         for rep in range(3):
-            runs += [rec("idle", "select", 0, rep, pss_kib=1500), rec("idle", "select", 500, rep, pss_kib=1400)]
-            runs += [rec("idle", "fork", n, rep, pss_kib=1500 + 56 * n) for n in (0, 500, 1000, 2000)]
-            runs += [rec("idle", "py-x", n, rep, pss_kib=v) for n, v in ((0, 1500), (500, 9000), (1000, 1600), (2000, 5000))]
+            # schema 2: the slope is fitted on model_kib (Pss_Anon + Pss_Shmem), not the total Pss
+            runs += [rec("idle", "select", 0, rep, model_kib=1500), rec("idle", "select", 500, rep, model_kib=1400)]
+            runs += [rec("idle", "fork", n, rep, model_kib=1500 + 56 * n) for n in (0, 500, 1000, 2000)]
+            runs += [rec("idle", "py-x", n, rep, model_kib=v) for n, v in ((0, 1500), (500, 9000), (1000, 1600), (2000, 5000))]
         table = summary.rows(runs)
         self.assertIsNone(readings.slope_check(table, runs, "fork")[1])
         self.assertIn("not measurable", readings.slope_check(table, runs, "select")[1])
