@@ -75,7 +75,7 @@ FD_SETSIZE_IDLE = [0, 300, 900]
 
 # The syscall-counting window (harness/syscalls.py) runs after the timed window of the points a
 # preset names (Preset.count_points), in the first repetition, on the same server, never inside
-# it; it costs about syscalls.COUNT_COST_S per point.
+# it; it costs about syscalls.estimate_s(preset.duration_s) per point.
 
 
 @dataclass
@@ -274,7 +274,7 @@ def estimate_point_s(point: Point, preset: Preset) -> float:
     if point.experiment == "slowloris":
         est += 0.15
     if syscall_window(point, preset) == "count":
-        est += syscalls.estimate_s()   # the separate system-call counting window
+        est += syscalls.estimate_s(preset.duration_s)   # the separate system-call counting window
     return est
 
 
