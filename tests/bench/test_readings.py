@@ -167,6 +167,13 @@ class Headline(unittest.TestCase):
         self.assertIn("BASE=epoll", self.text)
         self.assertIn("**nginx** cannot produce the contract's exact bytes", self.text)
         self.assertIn("System calls per request, keep-alive GET /", self.text)
+        # The method says how the merged harness measures: readings at set moments (M in the
+        # warm-up, A and B in the window), no background sampler; perf at the preset's points.
+        method = self.text.split("## Method")[1].split("\n## ")[0]
+        self.assertIn("reading M in the warm-up", method)
+        self.assertNotIn("every 100 ms", method)
+        self.assertIn("after the timed window of scale 100, churn 10 (first repetition only)", method)
+        self.assertIn("pinned to CPU(s) 0", method.replace("\n", " "))
 
     def test_cap_method_unknown_when_not_recorded(self):
         self.assertTrue(report.cpu_cap_method({}, []).startswith("unknown"))
