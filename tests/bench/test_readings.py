@@ -165,7 +165,8 @@ class Headline(unittest.TestCase):
         self.assertIn("cgroup v1 CPU quota 1000 us per 2500 us period (0.4 of a core)", self.text)
         self.assertIn("one worker on one core", self.text)
         self.assertIn("BASE=epoll", self.text)
-        self.assertIn("**nginx** cannot produce the contract's exact bytes", self.text)
+        self.assertIn("**nginx** cannot produce the contract's exact bytes; this run's probe found: "
+                      "extra header Server: nginx; extra header Date: <the current time>. ", self.text)
         self.assertIn("System calls per request, keep-alive GET /", self.text)
         # The method says how the merged harness measures: readings at set moments (M in the
         # warm-up, A and B in the window), no background sampler; perf at the preset's points.
