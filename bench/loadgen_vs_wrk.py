@@ -86,7 +86,7 @@ class EpollServer:
     name = "server-epoll"
 
     def __init__(self, bin_dir, cpu):
-        self.server = Server("epoll", bin_dir / "server-epoll", cpu)
+        self.server = Server("epoll", bin_dir / "server-epoll", [cpu] if cpu is not None else None)
         reason = self.server.start() or self.server.probe()
         if reason:
             self.stop()

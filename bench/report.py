@@ -31,8 +31,10 @@ METHOD = {
              "response arrived, for c from the preset's list.",
     "idle": f"{IDLE_ACTIVE_CONNS} active closed-loop connections plus N idle ones (`loadgen --idle N`: "
             f"one request each, then held silent). Memory per idle connection is the least-squares "
-            f"slope of the server tree's PSS (sum of `smaps_rollup` Pss, sampled while the "
-            f"connections are held) over N, fitted per repetition; kernel socket buffer memory "
+            f"slope of the server tree's `Pss_Anon` + `Pss_Shmem` (what the model itself allocates, "
+            f"from `smaps_rollup`, read while the connections are held) over N, fitted per "
+            f"repetition over at least three counts (r² >= 0.9, else not measurable); the total "
+            f"Pss slope beside it; kernel socket buffer memory "
             f"(`/proc/net/sockstat` TCP mem, whole machine, both ends of each connection) is "
             f"reported separately.",
     "churn": "Closed loop with `--close`: every request opens a new connection and the server "
@@ -606,6 +608,27 @@ def _cap_from_harness(v: dict) -> str:
     return out
 
 
+def _cpus(settings: dict, side: str) -> str:
+    """The CPU list a side was pinned to (server_cpus / client_cpus; older runs: one number)."""
+    v = settings.get(f"{side}_cpus")
+    if isinstance(v, list) and v:
+        return ",".join(str(c) for c in v)
+    return str(settings.get(f"{side}_cpu", 0 if side == "server" else 1))
+
+
+def syscall_method(settings: dict) -> str:
+    """How system calls were counted, from the run's own settings (count_points)."""
+    pts = settings.get("count_points") or []
+    if not pts:
+        return ("* System calls per request were not counted in this run (its preset names no "
+                "counting points).")
+    named = ", ".join(f"{e} {p}" for e, p in pts)
+    return (f"* System calls per request: after the timed window of {named} (first repetition "
+            f"only), a separate window of the same load with `perf stat` counting the syscall "
+            f"tracepoints of the server's process tree alone (moved into its own cgroup), minus "
+            f"an idle baseline; where perf cannot count, the report says why instead of a number.")
+
+
 def method_caveats(meta: dict, runs: list[dict]) -> list[str]:
     return [
         f"* **CPU cap.** {cpu_cap_method(meta, runs).rstrip('.')}. A headline throughput "
@@ -711,21 +734,25 @@ def build(run: Path) -> str:
     out += ["## The models: code, style and memory", "", code_table(table, runs), ""]
     out += ["## Method", "",
             f"* Each point (experiment x model x parameter x repetition) starts the server pinned to "
-            f"CPU {s.get('server_cpu', 0)} (`sched_setaffinity`), waits for its `listening on` line, "
+            f"CPU(s) {_cpus(s, 'server')} (`sched_setaffinity`), waits for its `listening on` line, "
             f"checks that `GET /` returns exactly the contract's bytes, then runs `loadgen` pinned to CPU "
-            f"{s.get('client_cpu', 1)}: {s.get('warmup_s', '?')} s of warm-up (not recorded), then "
+            f"{_cpus(s, 'client')}: {s.get('warmup_s', '?')} s of warm-up (not recorded), then "
             f"{s.get('duration_s', '?')} s measured. Then SIGTERM, and the server must exit 0 with no "
             f"child left behind.",
             f"* {s.get('reps', '?')} repetition(s), interleaved: every model runs each parameter before "
             f"the next parameter starts, and the model order rotates between repetitions. Figures are "
             f"medians with [min-max] over repetitions; on a 2-vCPU guest identical runs differ by "
             f"20-25 %, so only differences larger than those ranges mean anything.",
-            "* The server's whole process tree is sampled from /proc every 100 ms (more slowly when "
-            "one pass over thousands of processes would cost more than a fifth of the client CPU): CPU "
-            "from `/proc/<pid>/task/*/schedstat` plus the parent's `cutime`/`cstime` for reaped "
-            "children, context switches, threads, processes, RSS, and PSS from `smaps_rollup`; "
-            "`/proc/net/sockstat` and `MemAvailable` before and after. Window figures are "
-            "interpolated over the measured seconds.",
+            "* The server's whole process tree is read from /proc at three moments per point, not "
+            "sampled in the background: reading M in the warm-up, while the generator holds every "
+            "connection (threads, processes, RSS, PSS and `Pss_Anon` + `Pss_Shmem` from "
+            "`smaps_rollup`, `/proc/net/sockstat`), and readings A and B inside the measured "
+            "window, while the load runs (CPU from `/proc/<pid>/task/*/schedstat` plus the "
+            "parent's `cutime`/`cstime` for reaped children, context switches; with the cap, the "
+            "cgroup's throttling from `cpu.stat`). CPU and rates are B - A over the seconds "
+            "between them; what the readings themselves cost is recorded beside them "
+            "(`server.sampler` in runs.jsonl).",
+            syscall_method(s),
             "* Latency comes from loadgen's HdrHistogram (3 significant digits). Open-loop runs "
             "(`-R`) measure from each request's intended send time (coordinated omission corrected, "
             "as wrk2).",

@@ -75,7 +75,7 @@ FD_SETSIZE_IDLE = [0, 300, 900]
 
 # The syscall-counting window (harness/syscalls.py) runs after the timed window of the points a
 # preset names (Preset.count_points), in the first repetition, on the same server, never inside
-# it; it costs about syscalls.COUNT_COST_S per point.
+# it; it costs about syscalls.estimate_s(preset.duration_s) per point.
 
 
 @dataclass
@@ -273,13 +273,22 @@ def estimate_point_s(point: Point, preset: Preset) -> float:
         est += 1.3 * conns * MEMORY_PASS_S_PER_THREAD
     if point.experiment == "slowloris":
         est += 0.15
-    if counts_syscalls(point, preset) and point.rep == 0:
-        est += syscalls.estimate_s()   # the separate system-call counting window
+    if syscall_window(point, preset) == "count":
+        est += syscalls.estimate_s(preset.duration_s)   # the separate system-call counting window
     return est
 
 
 def counts_syscalls(point: Point, preset: Preset) -> bool:
     return any(e == point.experiment and str(p) == str(point.param) for e, p in preset.count_points)
+
+
+def syscall_window(point: Point, preset: Preset) -> str | None:
+    """What a point does about system calls: "count" (a counting point of the preset, first
+    repetition: it gets the window), "other-rep" (a counting point's later repetition: its
+    count is in repetition 0), None (not a counting point)."""
+    if not counts_syscalls(point, preset):
+        return None
+    return "count" if point.rep == 0 else "other-rep"
 
 
 # Models whose tree holds a process per connection: the warm-up is stretched for their memory

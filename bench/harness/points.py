@@ -44,7 +44,7 @@ from .plan import (BLOCKING_FAST_CONNS, BLOCKING_LOAD_PCT, BLOCKING_MAX_FAST_RPS
                    CPU_CONNS, FD_SETSIZE, IDLE_ACTIVE_CONNS, LATENCY_CONNS, MEMORY_PASS_S_PER_PROC,
                    MEMORY_PASS_S_PER_THREAD, PAYLOAD_CONNS, PEAK, PROCESS_PER_CONN,
                    SLOWLORIS_ACTIVE_CONNS, THREAD_PER_CONN, TIMEOUT_S, Point,
-                   Preset, connections_of, counts_syscalls)
+                   Preset, connections_of, syscall_window)
 from .server import Server, free_port
 
 
@@ -496,10 +496,11 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
         # timed window (harness/syscalls.py; {"unavailable": why} otherwise). Counts per
         # request barely move between repetitions, so only the first one counts.
         counted = None
-        if counts_syscalls(point, ctx.preset):
-            if point.rep != 0:
-                counted = {"unavailable": "counted in repetition 0", "counted_in_other_rep": True}
-            elif server_alive and ctx.count_syscalls and res.json and res.json.get("requests"):
+        window = syscall_window(point, ctx.preset)
+        if window == "other-rep":
+            counted = {"unavailable": "counted in repetition 0", "counted_in_other_rep": True}
+        elif window == "count":
+            if server_alive and ctx.count_syscalls and res.json and res.json.get("requests"):
                 counted = syscalls.count_for_point(point, ctx, srv, main_spec)
 
         if slow_proc is not None:

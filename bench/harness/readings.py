@@ -388,8 +388,13 @@ def latency_knee(table, runs) -> str:
     ps = [p for p in _params(table, "latency", "p99_us")
           if _by_model(table, "latency", "p99_us", _pstr(p))]
     if not ps:
-        return no_data("latency", table) if not _params(table, "latency", "p99_us") else \
-            "No latency point was offered on schedule by the generator in this run: nothing to read."
+        # The merged summary writes a point not offered on schedule as a `skipped` row without
+        # a metric (flag beyond-generator), so look at the rows' flags, not only at p99_us rows.
+        late = [r for r in (table or []) if r["experiment"] == "latency"
+                and (not_data_reason(r, "latency") or "").startswith("not offered on schedule")]
+        if not late and not _params(table, "latency", "p99_us"):
+            return no_data("latency", table)
+        return "No latency point was offered on schedule by the generator in this run: nothing to read."
     below = [p for p in ps if p <= 80]
     ref = below[-1] if below else ps[0]
     d = _by_model(table, "latency", "p99_us", _pstr(ref))

@@ -68,6 +68,10 @@ class Server:
                  port: int = 0, deadline_args: bool = True):
         self.model = model
         self.binary = Path(binary) if binary is not None else None
+        # A bare CPU number (the older `cpu` argument) means that one CPU; `list(cpus) if cpus`
+        # alone would turn CPU 0 into "not pinned" without a word.
+        if isinstance(cpus, int):
+            cpus = [cpus]
         self.cpus = list(cpus) if cpus else None
         self.extra_args = extra_args or []
         self.cgroup = cgroup

@@ -153,6 +153,11 @@ def idle_slopes(runs: list[dict]) -> dict[str, dict]:
         if r["experiment"] != "idle":
             continue
         m = dict(r.get("metrics") or {})
+        # A schema-1 record (before model_kib: e.g. the committed results/reference/) fitted its
+        # slope on the total Pss; keep that for it, so an older run still has its slopes. A
+        # schema-2 record without model_kib had no complete memory reading: no fallback there.
+        if int(r.get("schema", 1) or 1) < 2 and "model_kib" not in m and "pss_kib" in m:
+            m["model_kib"] = m["pss_kib"]
         # x: the idle connections the generator really held (loadgen says when it held fewer).
         m["_x"] = m["idle_held"] if m.get("idle_held") is not None else int(r["param"])
         per[r["model"]][int(r["rep"])].append(m)

@@ -69,7 +69,7 @@ from . import procfs
 PERF = "perf"
 TOTAL_EVENT = "raw_syscalls:sys_enter"
 CTXSW_EVENT = "context-switches"
-INTERVAL_MS = 100
+INTERVAL_MS = 50   # short: each disable waits 2.5 intervals so that phases stay apart
 WINDOW_S = 1.0        # the loaded counting window
 BASELINE_S = 0.3      # the idle window before it
 ACK_TIMEOUT_S = 30.0  # opening the events
@@ -100,14 +100,26 @@ CURATED = [
 ]
 
 # Which points get a counting window is the preset's choice (plan.Preset.count_points, first
-# repetition only): each window costs about COUNT_COST_S, and counts per request barely move
+# repetition only): each window costs about estimate_s(), and counts per request barely move
 # between repetitions (they are counts, not times).
-COUNT_COST_S = 4.0   # measured: window 1 s, baseline 0.3 s, gap 0.25 s, perf open + teardown ~2 s
+# Measured here (2 vCPUs, shared): a default-preset point (0.53 s window, 50 ms intervals)
+# took ~3.2 s more with its counting window than without: the window, the baseline, two gaps of 2.5 intervals after
+# each disable, and ~2 s of perf opening and tearing down ~60 tracepoints.
+PERF_OPEN_CLOSE_S = 2.1
 
 
-def estimate_s() -> float:
-    """Planned extra wall time of one counting window (for the plan's time estimate)."""
-    return COUNT_COST_S if available() is None else 0.0
+def window_for(duration_s: float | None) -> float:
+    """The loaded counting window of a preset whose points last duration_s (count_for_point)."""
+    return max(0.2, min(WINDOW_S, duration_s or WINDOW_S))
+
+
+def estimate_s(duration_s: float | None = None) -> float:
+    """Planned extra wall time of one counting window (for the plan's time estimate), for a
+    preset whose points last duration_s (the window is as short as them, at least 0.2 s)."""
+    if available() is not None:
+        return 0.0
+    return window_for(duration_s) + BASELINE_S + 2 * 2.5 * INTERVAL_MS / 1000 + PERF_OPEN_CLOSE_S
+
 
 
 # --- can perf count? ---------------------------------------------------------------------
@@ -615,8 +627,7 @@ def count_for_point(point, ctx, srv, spec) -> dict:
         return lg.start().wait().json
 
     # A short preset (quick, tests) gets a window as short as its points, but at least 0.2 s.
-    preset_s = getattr(getattr(ctx, "preset", None), "duration_s", None) or WINDOW_S
-    window_s = max(0.2, min(WINDOW_S, preset_s))
+    window_s = window_for(getattr(getattr(ctx, "preset", None), "duration_s", None))
     try:
         return count_point(cpus, run_window, pids=procfs.process_tree(srv.pid), window_s=window_s)
     except Exception as e:   # the point's own figures stand; the count becomes a reason

@@ -59,6 +59,11 @@ def _rec(exp, model, param, rep, metrics, limit=None, flags=(), status="ok", rea
          "label": f"{exp} {model} {param}", "status": status, "reason": reason,
          "config": extra.pop("config", {}), "metrics": metrics if status == "ok" else {},
          "limited_by": limit, "flags": fl}
+    # Reference rows: bench/harness/points.py records the probe's differences from the
+    # contract's bytes (reference.differences); one that differs from the known list shows
+    # that the report reads this run's records, not the list.
+    if model == "nginx" and status == "ok":
+        r["probe_differences"] = ["extra header Server: nginx", "extra header Date: <the current time>"]
     r.update(extra)
     return r
 
@@ -164,7 +169,10 @@ def meta(models: list[str], reps: int) -> dict:
             "settings": {"preset": "default", "reps": reps, "models": models,
                          "experiments": ["scale", "idle", "churn", "latency", "blocking", "cpu",
                                          "payload", "slowloris"],
-                         "server_cpus": "0", "client_cpus": "1", "warmup_s": 0.5, "duration_s": 1.0},
+                         # as bench/run.py writes them: CPU lists, and the preset's counting points
+                         "server_cpus": [0], "client_cpus": [1], "server_cpu": 0, "client_cpu": 1,
+                         "count_points": [["scale", 100], ["churn", 10]],
+                         "warmup_s": 0.5, "duration_s": 1.0},
             # as bench/run.py records it
             "cpu_cap": {"cgroup": {"version": "v1", "reason": None, "cpu_dir": "/sys/fs/cgroup/cpu"},
                         "quota_us": 1000, "period_us": 2500, "share": 0.4, "applied": True,

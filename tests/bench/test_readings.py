@@ -111,9 +111,10 @@ class SlopeChecks(unittest.TestCase):
     def test_two_counts_negative_and_noise_are_not_measurable(self):
         runs = []
         for rep in range(3):
-            runs += [rec("idle", "select", 0, rep, pss_kib=1500), rec("idle", "select", 500, rep, pss_kib=1400)]
-            runs += [rec("idle", "fork", n, rep, pss_kib=1500 + 56 * n) for n in (0, 500, 1000, 2000)]
-            runs += [rec("idle", "py-x", n, rep, pss_kib=v) for n, v in ((0, 1500), (500, 9000), (1000, 1600), (2000, 5000))]
+            # schema 2: the slope is fitted on model_kib (Pss_Anon + Pss_Shmem), not the total Pss
+            runs += [rec("idle", "select", 0, rep, model_kib=1500), rec("idle", "select", 500, rep, model_kib=1400)]
+            runs += [rec("idle", "fork", n, rep, model_kib=1500 + 56 * n) for n in (0, 500, 1000, 2000)]
+            runs += [rec("idle", "py-x", n, rep, model_kib=v) for n, v in ((0, 1500), (500, 9000), (1000, 1600), (2000, 5000))]
         table = summary.rows(runs)
         self.assertIsNone(readings.slope_check(table, runs, "fork")[1])
         self.assertIn("not measurable", readings.slope_check(table, runs, "select")[1])
@@ -164,8 +165,16 @@ class Headline(unittest.TestCase):
         self.assertIn("cgroup v1 CPU quota 1000 us per 2500 us period (0.4 of a core)", self.text)
         self.assertIn("one worker on one core", self.text)
         self.assertIn("BASE=epoll", self.text)
-        self.assertIn("**nginx** cannot produce the contract's exact bytes", self.text)
+        self.assertIn("**nginx** cannot produce the contract's exact bytes; this run's probe found: "
+                      "extra header Server: nginx; extra header Date: <the current time>. ", self.text)
         self.assertIn("System calls per request, keep-alive GET /", self.text)
+        # The method says how the merged harness measures: readings at set moments (M in the
+        # warm-up, A and B in the window), no background sampler; perf at the preset's points.
+        method = self.text.split("## Method")[1].split("\n## ")[0]
+        self.assertIn("reading M in the warm-up", method)
+        self.assertNotIn("every 100 ms", method)
+        self.assertIn("after the timed window of scale 100, churn 10 (first repetition only)", method)
+        self.assertIn("pinned to CPU(s) 0", method.replace("\n", " "))
 
     def test_cap_method_unknown_when_not_recorded(self):
         self.assertTrue(report.cpu_cap_method({}, []).startswith("unknown"))

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from harness import procfs, summary, syscalls  # noqa: E402
+from harness import plan, procfs, summary, syscalls  # noqa: E402
 from harness.loadgen import Loadgen, LoadSpec  # noqa: E402
 from harness.server import Server  # noqa: E402
 
@@ -181,13 +181,28 @@ class Arithmetic(unittest.TestCase):
         row = next(r for r in summary.rows(runs) if r["metric"] == "ctxsw_per_req")
         self.assertEqual((row["n"], row["median"]), (1, 2.2))
 
-    def test_count_for_point_outside_the_counting_points(self):
-        ctx = SimpleNamespace(server_cpu=0)
-        r = syscalls.count_for_point(SimpleNamespace(experiment="churn", param=10, rep=2), ctx, None, None)
-        self.assertTrue(r["counted_in_other_rep"])
-        self.assertIn("no counting window", r["unavailable"])
-        r = syscalls.count_for_point(SimpleNamespace(experiment="idle", param=0, rep=0), ctx, None, None)
-        self.assertNotIn("counted_in_other_rep", r)
+    def test_counting_points_are_the_presets_first_repetition(self):
+        # The preset, not count_for_point, decides which points get a counting window
+        # (plan.syscall_window, which points.py follows): the named points' first repetition;
+        # their later repetitions point at it (no /proc ctxsw mixed into perf's median), and
+        # every other point gets none, so nothing is counted (or costs time) twice.
+        P = SimpleNamespace
+        default = plan.PRESETS["default"]
+        self.assertEqual(plan.syscall_window(P(experiment="scale", param=100, rep=0, model="epoll"), default), "count")
+        self.assertEqual(plan.syscall_window(P(experiment="churn", param=10, rep=2, model="fork"), default), "other-rep")
+        self.assertIsNone(plan.syscall_window(P(experiment="idle", param=0, rep=0, model="epoll"), default))
+        self.assertIsNone(plan.syscall_window(P(experiment="scale", param=1000, rep=0, model="epoll"), default))
+        for p in plan.build(plan.PRESETS["quick"], ["epoll"], plan.EXPERIMENTS, 1).points:
+            self.assertIsNone(plan.syscall_window(p, plan.PRESETS["quick"]), p)
+        # ... and the plan's time estimate charges the window once, to the first repetition.
+        first = plan.Point("scale", "epoll", 100, 0)
+        later = plan.Point("scale", "epoll", 100, 1)
+        extra = plan.estimate_point_s(first, default) - plan.estimate_point_s(later, default)
+        self.assertAlmostEqual(extra, syscalls.estimate_s(default.duration_s), places=6)
+        # A later repetition's ctxsw from /proc is kept aside, not mixed into perf's figure.
+        m = syscalls.metrics_of({"unavailable": "counted in repetition 0", "counted_in_other_rep": True},
+                                {"ctxsw_per_req": 2.0})
+        self.assertEqual(m, {"ctxsw_per_req": None, "ctxsw_proc_per_req": 2.0})
 
 
 class Availability(unittest.TestCase):
@@ -229,7 +244,7 @@ def _count(model: str, connections: int, close: bool, window_s: float = 1.0) -> 
     for b in (binary, BIN / "loadgen"):
         if not b.exists():
             raise unittest.SkipTest(f"{b} not built")
-    srv = Server(model, binary, 0)
+    srv = Server(model, binary, [0])   # pinned to CPU 0, where perf counts
     try:
         why = srv.start() or srv.probe()
         if why:
