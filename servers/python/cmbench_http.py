@@ -266,8 +266,8 @@ class Session:
     then feed(b"") without reading). An idle keep-alive session holds no buffered bytes.
     Deadline bookkeeping (`since`, `head_at`) is read by Tracker.sweep.
     """
-    __slots__ = ("buf", "scanned", "line_ok", "waiting", "closing", "more", "since", "head_at",
-                 "linger_at", "requests")
+    __slots__ = ("buf", "scanned", "line_ok", "waiting", "closing", "more", "writing", "since",
+                 "head_at", "linger_at", "requests")
 
     def __init__(self) -> None:
         self.buf = b""          # unconsumed input, starting at the current request
@@ -276,6 +276,7 @@ class Session:
         self.waiting = None     # plan of a complete head whose body is still arriving
         self.closing = False    # a final response was produced: only drain from now on
         self.more = False       # buffered complete requests left for the next turn
+        self.writing = False    # the model has response bytes not yet taken by the socket
         self.since = time.monotonic()   # last activity (idle deadline)
         self.head_at = 0.0      # first byte of an incomplete head (header deadline), 0 = none
         self.linger_at = 0.0    # lingering close deadline, 0 = not lingering
@@ -595,7 +596,9 @@ class Tracker:
             if s.head_at:
                 if s.head_at <= header_before:
                     due.append((conn, "header"))
-            elif s.since <= idle_before and not s.more:
+            elif s.since <= idle_before and not s.more and not s.writing:
+                # A response still being written is a request in progress (a slow reader):
+                # no idle deadline applies until it is out.
                 due.append((conn, "idle"))
         for conn, kind in due:
             if kind == "idle":
@@ -672,9 +675,11 @@ def serve_blocking(conn: BlockingConnection, tracker: Tracker, yield_turn=None,
             data = _recv(conn)
             out = session.feed(data) if data else None
         while out is not None:
+            session.writing = True
             for piece in out:
                 sock.sendall(piece)
                 session.sent()     # progress: a slow reader is not idle while it reads
+            session.writing = False
             if session.closing:
                 break
             if session.more:

@@ -42,10 +42,14 @@ async def give_way() -> None:
 
 
 async def write(writer: asyncio.StreamWriter, session: http.Session, out: list) -> None:
-    for piece in out:             # /bytes/N comes as 64 KiB views: drain keeps memory bounded
-        writer.write(piece)
-        await writer.drain()
-        session.sent()            # progress: a slow reader is not idle while it reads
+    session.writing = True        # a response in progress: no idle deadline until it is out
+    try:
+        for piece in out:         # /bytes/N comes as 64 KiB views: drain keeps memory bounded
+            writer.write(piece)
+            await writer.drain()
+            session.sent()        # progress: a slow reader is not idle while it reads
+    finally:
+        session.writing = False
 
 
 async def linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

@@ -146,6 +146,7 @@ class Server:
             conn.out.popleft()
         session = conn.session
         session.sent()               # progress either way: not idle
+        session.writing = bool(conn.out)   # a response in progress: no idle deadline
         if conn.out:
             self.want(conn, select.EPOLLOUT)
         elif session.closing:

@@ -92,9 +92,13 @@ class HttpServer(TCPServer):
 
     @staticmethod
     async def write(stream, session: http.Session, out: list) -> None:
-        for piece in out:     # /bytes/N comes as 64 KiB views: one at a time bounds memory
-            await stream.write(piece)
-            session.sent()    # progress: a slow reader is not idle while it reads
+        session.writing = True    # a response in progress: no idle deadline until it is out
+        try:
+            for piece in out:     # /bytes/N comes as 64 KiB views: one at a time bounds memory
+                await stream.write(piece)
+                session.sent()    # progress: a slow reader is not idle while it reads
+        finally:
+            session.writing = False
 
     async def linger(self, stream, conn: Connection) -> None:
         """Lingering close: shut our side, discard what the client still sends until it

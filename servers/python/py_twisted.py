@@ -65,6 +65,9 @@ class HttpProtocol(protocol.Protocol):
             piece = self.pending.popleft()
             self.transport.write(piece if type(piece) is bytes else bytes(piece))  # no views
         session = self.session
+        # Pieces we hold, or a transport buffer full enough to pause us: a response in
+        # progress, under no idle deadline.
+        session.writing = bool(self.pending) or self.paused
         if self.pending or session.more:
             if not self.reading_paused:      # no more input until this output is out
                 self.reading_paused = True
@@ -86,10 +89,12 @@ class HttpProtocol(protocol.Protocol):
     # IPushProducer: the transport tells us when its buffer is full and when it drained.
     def pauseProducing(self) -> None:
         self.paused = True
+        self.session.writing = True          # the client is not reading what we wrote yet
 
     def resumeProducing(self) -> None:
         self.paused = False
         self.session.sent()                  # the client is reading: not idle
+        self.session.writing = bool(self.pending)
         if self.pending:
             self.flush()
 

@@ -40,6 +40,9 @@ PROCESS_MODELS = {"fork"}
 THREAD_MODELS = {"threads"}
 POOL_MODELS = {"threadpool", "offload"}  # a blocking handler holds one pool thread, not the server
 WORKER_PROCESS_MODELS = {"prefork"}      # a fixed set of worker processes (--workers)
+# Frameworks that, out of descriptors, accept and close the connections waiting in the backlog
+# (libuv's "EMFILE trick", under uvloop too; Twisted's accept loop) instead of leaving them there.
+RESET_AT_FD_LIMIT = {"libuv", "py-uvloop", "py-twisted"}
 # A blocking handler stalls only its own client where each client has its own process or OS
 # thread: the registry's style "blocking" (fork, threads, py-threads), and the pools. Event
 # loops, coroutines and green threads run every client on one thread, so a blocking handler
@@ -762,9 +765,23 @@ def check_fd_limit(bin_dir: str, model: str) -> None:
             s.close()
         # Once the others are gone, new clients are served normally.
         latencies = []
+        resets = 0
         for i in range(20):
             t = time.monotonic()
-            exchange(server, get(f"/bytes/{i}"), ok_octets(b"x" * i), f"new client {i + 1} after the flood")
+            while True:
+                try:
+                    exchange(server, get(f"/bytes/{i}"), ok_octets(b"x" * i), f"new client {i + 1} after the flood")
+                    break
+                except CheckFailed as e:
+                    # libuv's policy at EMFILE (its "EMFILE trick", also Twisted's): accept and
+                    # close what waits in the backlog while the server is still at its limit, so
+                    # a client that connects before the flood's descriptors are released is
+                    # reset instead of waiting. Allowed for those frameworks only, for the first
+                    # client, a few times; everyone else must serve it at once.
+                    if model not in RESET_AT_FD_LIMIT or i > 0 or resets >= 3 or "reset" not in str(e):
+                        raise
+                    resets += 1
+                    time.sleep(0.1)
             latencies.append(time.monotonic() - t)
         # The first may wait for a back-off to end; later ones must be quick.
         require(max(latencies[5:]) < 1.0 * SLOW, f"new clients slow after the flood: {latencies}")
@@ -772,6 +789,8 @@ def check_fd_limit(bin_dir: str, model: str) -> None:
             for i in range(10):
                 s.sendall(GET_ROOT)
                 expect_response(s, HELLO, f"keep-alive request {i + 1} after the flood")
+        if resets:
+            log(f"{model}: the first new client was reset {resets} time(s) at the fd limit (libuv's EMFILE policy)")
         log(f"then 20 new clients served (first {latencies[0] * 1000:.0f} ms, "
             f"max of the rest {max(latencies[5:]) * 1000:.0f} ms)")
 
