@@ -1,4 +1,4 @@
-# cmbench front door. See README.md and DESIGN.md §6.
+# cmbench front door. See README.md and docs/architecture.md §6.
 #   make            install missing packages, configure, build (build/bin/)
 #   make test       build, then every CTest suite (unit, conformance, loadgen, bench end-to-end)
 #   make bench      the default benchmark suite, charts and report (results/<timestamp>-<host>/)

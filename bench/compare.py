@@ -11,7 +11,7 @@ run-to-run noise of this kind of machine is used instead ("~").
 
 With --base MODEL (machine-independent mode): two machines of the same kind differ by ~35 % in
 absolute terms, while a model's ratio to another model measured in the same run agrees within
-~6 % (DESIGN.md §5). So each rate or CPU figure (req/s, CPU µs per request, churn connections/s,
+~6 % (docs/architecture.md §5). So each rate or CPU figure (req/s, CPU µs per request, churn connections/s,
 MB/s, system calls per request) is first divided by the BASE model's same figure at the same
 point in its own run; B/A then compares those ratios. The range of such a ratio is the range
 of its per-repetition ratios (models run interleaved inside each repetition, so one

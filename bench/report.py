@@ -167,7 +167,7 @@ def _simple(table, experiment, metrics: list[tuple[str, float, str, str]], param
 
 
 def idle_table(table: list[dict], runs: list[dict]) -> str:
-    """Memory per idle connection per model: the slope, or why it is not a number (DESIGN §5),
+    """Memory per idle connection per model: the slope, or why it is not a number (docs/architecture.md §5),
     with the total-Pss and kernel TCP slopes beside it when they pass the same checks."""
     rows = []
     for m in _models(table, "idle"):
@@ -526,7 +526,7 @@ def code_table(table: list[dict], runs: list[dict], repo: Path = REPO) -> str:
         "\n\nLines of code: non-blank lines that are not only comments (C++ `//` and `/* */`, Python "
         "`#` and docstrings), of the model's own folder or file; the shared code on its own rows, "
         "counted once. Memory: the least-squares slope of the server tree's memory over the idle "
-        "counts (DESIGN §5), or why it is not a number.")
+        "counts (docs/architecture.md §5), or why it is not a number.")
 
 
 def reference_section(runs: list[dict]) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""cmbench harness: runs the experiments of DESIGN.md §5 for every model and writes a results
+"""cmbench harness: runs the experiments of docs/architecture.md §5 for every model and writes a results
 folder (meta.json, runs.jsonl, summary.csv, micro.json, charts/, report.md).
 
     /usr/bin/python3 bench/run.py --preset quick|default|full [--models epoll,threads]

@@ -15,7 +15,7 @@ After every chunk it prints the errors, the server's open descriptors, RSS and P
 its whole process tree, so fork's children count). It exits 1 when any request failed (or an
 idle connection was lost), when the descriptors are not back to their baseline after the load,
 or when the server's memory at the end exceeds its memory after the first minute by more than
-10 %. The memory compared is Pss_Anon + Pss_Shmem, what the server itself allocates (DESIGN.md
+10 %. The memory compared is Pss_Anon + Pss_Shmem, what the server itself allocates (docs/architecture.md
 section 5): the total Pss, printed beside it, also holds shared-library pages whose share moves
 with every other process on the machine that maps them, which is noise, not a leak.
 Exit 3 (with the reason) when the model cannot run here, 2 on bad arguments.

@@ -14,7 +14,7 @@
 //
 // The lag is measured from when a request was due *and* its connection free, so waiting for a
 // server that has not answered the request before it is the separate wait histogram, never the
-// generator's lateness (DESIGN.md section 4). "Free" is taken on the time line of an on-time
+// generator's lateness (docs/architecture.md §4). "Free" is taken on the time line of an on-time
 // generator (the previous request's ready time plus its service time), so a generator that was
 // late once is not excused for the requests that queued behind its own lateness.
 //

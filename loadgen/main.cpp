@@ -1,4 +1,4 @@
-// loadgen: the load generator of cmbench (DESIGN.md section 4).
+// loadgen: the load generator of cmbench (docs/architecture.md §4).
 //
 //   build/bin/loadgen [-c N] [-t N] [-d 10s] [--warmup 1s] [-R N] [--pipeline N] [--close]
 //                     [--idle N] [--method M] [--body-size N] [--header 'K: V'] [--timeout 2s]

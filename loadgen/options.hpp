@@ -1,4 +1,4 @@
-// Command line of the load generator (DESIGN.md section 4) and the parsing helpers behind it.
+// Command line of the load generator (docs/architecture.md §4) and the parsing helpers behind it.
 #pragma once
 
 #include <sys/socket.h>

@@ -1,4 +1,4 @@
-// Output of a run: the JSON result of DESIGN.md section 4, the wrk-like summary, and the
+// Output of a run: the JSON result of docs/architecture.md §4, the wrk-like summary, and the
 // HdrHistogram percentile text (--hgrm).
 #pragma once
 

@@ -10,7 +10,7 @@
 
 namespace cmbench::loadgen {
 
-// Error kinds of DESIGN.md section 4, in JSON order. Each failed request counts exactly once.
+// Error kinds of docs/architecture.md §4, in JSON order. Each failed request counts exactly once.
 enum class Err : std::uint8_t { connect, read, write, timeout, status, parse };
 constexpr std::size_t kErrKinds = 6;
 constexpr std::array<std::string_view, kErrKinds> kErrNames = {"connect", "read", "write",

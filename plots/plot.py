@@ -61,7 +61,7 @@ FAMILY_TITLES = {
 }
 BASELINE = "epoll"   # drawn faintly in every other family's facet, for scale
 
-# What limited a point (DESIGN §5 flags) -> marker; "not data" points are hollow at the axis.
+# What limited a point (docs/architecture.md §5 flags) -> marker; "not data" points are hollow at the axis.
 LIMIT_MARKERS = {"server-bound": "o", "client-bound": "^", "latency-bound": "s", "mixed": "D",
                  None: "."}
 LIMIT_LABELS = {"server-bound": "server-bound", "client-bound": "client-bound",
@@ -541,7 +541,7 @@ def chart_idle_active(data: Data, fig) -> None:
 
 
 def chart_idle_memory(data: Data, fig) -> None:
-    """Memory per idle connection (DESIGN §5: slope of Pss_Anon + Pss_Shmem over the idle
+    """Memory per idle connection (docs/architecture.md §5: slope of Pss_Anon + Pss_Shmem over the idle
     counts), one bar per model by family, log scale (0.2 KiB to 200+ KiB); a slope that
     failed its checks (r², fewer than three counts, negative) is shown as not measurable."""
     ax = fig.add_subplot(111)
@@ -793,7 +793,7 @@ def _syscall_point(data: Data) -> list[tuple[str, object, str]]:
 
 
 def chart_syscalls(data: Data, fig) -> None:
-    """System calls per request, stacked by call name (kernel tracepoints, DESIGN §5), per model
+    """System calls per request, stacked by call name (kernel tracepoints, docs/architecture.md §5), per model
     by family; context switches per request beside. The lecture's mechanism, countable."""
     points = _syscall_point(data)
     if not points:

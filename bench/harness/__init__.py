@@ -1,4 +1,4 @@
-"""cmbench harness: runs the experiments of DESIGN.md §5 and records what it measured.
+"""cmbench harness: runs the experiments of docs/architecture.md §5 and records what it measured.
 
 Modules, bottom-up:
   procfs      small readers for /proc files (no caching, missing process -> None)

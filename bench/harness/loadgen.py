@@ -1,4 +1,4 @@
-"""Runs build/bin/loadgen (DESIGN.md §4) and reads its --json result.
+"""Runs build/bin/loadgen (docs/architecture.md §4) and reads its --json result.
 
 The loadgen inherits the harness's CPU affinity (the harness pins itself to the client CPU),
 and is reaped with wait4 so its own CPU time is known even when its JSON is missing.

@@ -114,7 +114,7 @@ PRESETS = {
                 "payload": [13, 1048576], "slowloris": [500]},
         micro_min_time_s=0.05, micro_reps=3, budget_s=1800,
         count_points=[["scale", 100], ["churn", 10]]),
-    # all points, 10000 connections (3 repetitions, not DESIGN's 5: five do not fit in 2 h
+    # all points, 10000 connections (3 repetitions, not the 5 one might expect: five do not fit in 2 h
     # once the registry holds ~27 models)
     "full": Preset(
         "full", reps=3, warmup_s=0.5, duration_s=2.0,

@@ -400,7 +400,7 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
     try:
         why = srv.start()
         if srv.unsupported:
-            # DESIGN §3: exit 3 = the kernel lacks the mechanism (uring without io_uring).
+            # docs/architecture.md §3: exit 3 = the kernel lacks the mechanism (uring without io_uring).
             rec["status"], rec["reason"] = "skipped", f"model unsupported here: {srv.unsupported}"
             return
         if why is None:
@@ -478,7 +478,7 @@ def _serve(point: Point, ctx: Context, rec: dict, srv: Server, group, main_spec:
         t_b = t_setup + warmup + duration - (B_BEFORE_S if duration > 0.3 else 0.25 * duration)
         proc_cpu = group is None
         # Per-task context switches only where two readings of them cost < 1 % of the window
-        # (bigger trees: the perf count of the syscall window, DESIGN §5).
+        # (bigger trees: the perf count of the syscall window, docs/architecture.md §5).
         max_tasks = int(0.01 * duration / 2 / sampler.TASK_READ_S)
         _sleep_until(t_a)
         ra = reader.read(cpu=True, ctxsw=True, proc_cpu=proc_cpu, max_tasks=max_tasks,
@@ -749,7 +749,7 @@ def metrics(point: Point, rec: dict, res: LoadResult, res_aux: LoadResult | None
 
 
 def limited_by(m: dict, res: LoadResult) -> str | None:
-    """What limited the point, from the measured CPU of both sides (DESIGN §5):
+    """What limited the point, from the measured CPU of both sides (docs/architecture.md §5):
     server-bound: the server used >= 95 % of the CPU it was given; client-bound: the generator
     saturated (its CPU, or its own lateness in open loop) while the server had room;
     latency-bound: neither, the figure is set by round trips. None when the server's CPU could

@@ -15,7 +15,7 @@ from .plan import LATENCY_CONNS, PEAK
 # --- what limited a figure, and figures that failed their checks ---------------------------
 # Shared by the charts (plots/plot.py) and the report, so both leave out the same figures.
 
-LIMITS = ("server-bound", "client-bound", "latency-bound")   # DESIGN §5, the flags column
+LIMITS = ("server-bound", "client-bound", "latency-bound")   # docs/architecture.md §5, the flags column
 LIMIT_TEXT = {
     "server-bound": "server-bound (the server used >= 95 % of the CPU it was given)",
     "client-bound": "client-bound (the load generator saturated while the server had room)",
@@ -32,7 +32,7 @@ NOT_DATA_FLAGS = {
 }
 # A latency figure is data only when its load was offered on schedule.
 SCHEDULE_EXPERIMENTS = {"latency", "blocking"}
-R2_MIN = 0.9          # DESIGN §5: a memory slope fitted with r² below this is not measurable
+R2_MIN = 0.9          # docs/architecture.md §5: a memory slope fitted with r² below this is not measurable
 MIN_IDLE_COUNTS = 3   # ... and so is one over fewer idle counts
 
 
@@ -115,7 +115,7 @@ def row_or_status(table, experiment: str, model: str, param, metric: str) -> dic
 
 def slope_check(table, runs, model: str, metric: str = "pss_slope_kib_per_conn"):
     """(row, reason): the memory-per-idle-connection row and why it is not a number, if so.
-    Beside the harness's own verdict (flags, note), the fit is checked against DESIGN §5 here
+    Beside the harness's own verdict (flags, note), the fit is checked against docs/architecture.md §5 here
     too, so an older run (or a slope over noise) is never shown as a number: at least three
     idle counts, r² >= 0.9 in the median repetition, and not negative."""
     row = summary.lookup(table, "idle", model, "slope", metric)
@@ -163,7 +163,7 @@ def blocking_verdict(table, runs, model: str) -> str | None:
     return "hurt" if all(x >= 2 for x in ratios) else "held"
 
 
-# The memory a slope is fitted on, newest name first (DESIGN §5: Pss_Anon + Pss_Shmem).
+# The memory a slope is fitted on, newest name first (docs/architecture.md §5: Pss_Anon + Pss_Shmem).
 _SLOPE_MEMORY = ("model_kib", "pss_anon_shmem_kib", "pss_anon_kib", "pss_kib")
 
 

@@ -1,4 +1,4 @@
-"""The industrial reference rows (DESIGN §5, issue 9): nginx, lighttpd, apache-event and
+"""The industrial reference rows (docs/architecture.md §5, issue 9): nginx, lighttpd, apache-event and
 apache-prefork, started from the configs committed under bench/reference/.
 
 The harness calls exactly three functions:
@@ -13,13 +13,13 @@ The harness calls exactly three functions:
         stops its workers).
     probe(host, port) -> list[str]
         the conformance probe: how the response to `GET /` differs from the contract's bytes
-        (DESIGN §2), one line per difference; [] when it is byte for byte identical.
+        (docs/architecture.md §2), one line per difference; [] when it is byte for byte identical.
 
 and may use wait_for_port() (the servers print no ready line), like_for_like(diffs) (only extra
 headers: the point is valid) and error_log(workdir) (a failed start's reason). The report reads
 a point's probe result from its record's "probe_differences" (a list of these lines).
 
-What differs, measured by probe() on Debian 12 with these configs (DESIGN §2 allows only
+What differs, measured by probe() on Debian 12 with these configs (docs/architecture.md §2 allows only
 Content-Type and Content-Length): nginx 1.22 sends `Server: nginx`, `Date` and
 `Connection: keep-alive`; lighttpd 1.4.69 sends `Date` (its Server, ETag, Last-Modified and
 Accept-Ranges are configured away); Apache 2.4 sends `Date` and `Server: Apache`. None of the
@@ -42,11 +42,11 @@ CONFIGS = REPO / "bench" / "reference"
 
 NAMES = ["nginx", "lighttpd", "apache-event", "apache-prefork"]
 
-# DESIGN §2: the exact bytes of the response to GET /.
+# docs/architecture.md §2: the exact bytes of the response to GET /.
 EXPECTED_ROOT = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
                  b"Hello, World!")
 
-# Body sizes written for /bytes/N: the payload experiment's sizes (DESIGN §5: 13 B ... 1 MiB)
+# Body sizes written for /bytes/N: the payload experiment's sizes (docs/architecture.md §5: 13 B ... 1 MiB)
 # and every power of two in between, so another preset's size is there too (1.4 MiB in all).
 PAYLOAD_SIZES = sorted({13, *(2 ** k for k in range(0, 21))})
 

@@ -1,4 +1,4 @@
-"""The model registry: servers/models.txt, read once (DESIGN §5).
+"""The model registry: servers/models.txt, read once (docs/architecture.md §5).
 
 Every tool that needs the list of models (harness, charts, report, conformance tests) asks this
 module, so adding a model is one line in servers/models.txt and its own folder.

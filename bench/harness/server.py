@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import procfs
 
-# DESIGN.md §2: the exact bytes of the response to GET /.
+# docs/architecture.md §2: the exact bytes of the response to GET /.
 EXPECTED_ROOT = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
                  b"Hello, World!")
 READY_TIMEOUT_S = 10.0   # a Python framework on a busy machine takes seconds to import
@@ -38,10 +38,10 @@ def _complete(data: bytes) -> bool:
     return True
 
 
-# DESIGN §3: servers are started with deadlines longer than any run, so the harness's held
+# docs/architecture.md §3: servers are started with deadlines longer than any run, so the harness's held
 # idle connections and slow clients are never cut by the server's own timeouts.
 DEADLINE_ARGS = ["--idle-timeout", "60m", "--header-timeout", "60m"]
-EXIT_UNSUPPORTED = 3   # DESIGN §3: the kernel lacks the model's mechanism (e.g. io_uring)
+EXIT_UNSUPPORTED = 3   # docs/architecture.md §3: the kernel lacks the model's mechanism (e.g. io_uring)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -217,7 +217,7 @@ class Server:
             # Date, ...): it serves the same thing, not the same bytes. Recorded, not a failure;
             # the report compares like for like.
             head = got.partition(b"\r\n\r\n")[0]
-            self.notes.append(f"reference server's response to GET / differs from DESIGN §2's "
+            self.notes.append(f"reference server's response to GET / differs from docs/architecture.md §2's "
                               f"bytes: {head[:300]!r}")
             return None
         return f"probe got unexpected bytes: {got[:200]!r}"

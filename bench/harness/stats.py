@@ -78,7 +78,7 @@ MIN_R2 = 0.9
 
 def supported_slope(xs: Sequence[float], ys: Sequence[float], min_points: int = MIN_FIT_POINTS,
                     min_r2: float = MIN_R2) -> tuple[float, float, float] | str:
-    """A least-squares slope only where its points support it (DESIGN §5): at least
+    """A least-squares slope only where its points support it (docs/architecture.md §5): at least
     `min_points` distinct x values, r^2 >= min_r2, and not negative (memory does not shrink as
     connections are added: a negative slope is noise). Returns (slope, intercept, r2), or the
     reason it is not measurable."""

@@ -11,7 +11,7 @@ hardware PMU; Debian `linux-perf`):
 
 How it counts, and why:
 
-* Per CPU, not per thread (`-a -C`, DESIGN.md §5): a 1000-thread server would need one
+* Per CPU, not per thread (`-a -C`, docs/architecture.md §5): a 1000-thread server would need one
   counter per thread and event, more descriptors than `ulimit -n` allows. perf opens one
   descriptor per event and CPU.
 * Only the server: the server's process tree is moved into a fresh cgroup (v2, created
@@ -229,7 +229,7 @@ def assign_phases(intervals: list[tuple[float, dict]], windows: list[tuple[float
 
 
 def metric_name(event: str) -> str | None:
-    """summary.csv's name (DESIGN.md §5) of a counted event."""
+    """summary.csv's name (docs/architecture.md §5) of a counted event."""
     if event == TOTAL_EVENT:
         return "syscalls_per_req"
     if event == CTXSW_EVENT:

@@ -140,7 +140,7 @@ class Session : public std::enable_shared_from_this<Session> {
     end();  // the peer closed (or sent too much): done
   }
 
-  // DESIGN §3 deadlines. The timer stays armed at the earliest deadline this session has had;
+  // docs/architecture.md §3 deadlines. The timer stays armed at the earliest deadline this session has had;
   // an earlier one re-arms it (waking the watchdog), a later one waits for the watchdog to
   // find the old one not yet due.
   void track_deadline() {

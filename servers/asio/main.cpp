@@ -119,7 +119,7 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  // DESIGN §3 deadlines. The timer stays armed at the earliest deadline this session has had;
+  // docs/architecture.md §3 deadlines. The timer stays armed at the earliest deadline this session has had;
   // when it fires, the current deadline decides: due (close silently, or 408), later (re-arm),
   // or none (a request is being served or written).
   void track_deadline() {

@@ -3,7 +3,7 @@
 // write, until done.
 //
 // The code reads as blocking, but the socket is non-blocking and every call that would block
-// goes through BlockingIo::wait(), with the connection's deadline (DESIGN §3: idle, header,
+// goes through BlockingIo::wait(), with the connection's deadline (docs/architecture.md §3: idle, header,
 // lingering close). A thread or process of its own waits in poll(2) (PollIo); a green thread
 // parks in its hub instead (servers/fibers) — gevent's monkey-patching idea, made visible: the
 // connection code below is the same for both, only the wait differs. Trying the call first

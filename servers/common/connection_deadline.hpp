@@ -1,4 +1,4 @@
-// The deadlines of DESIGN §3, derived from a session's phase, for every model to share.
+// The deadlines of docs/architecture.md §3, derived from a session's phase, for every model to share.
 //
 // A connection is under at most one deadline at a time, and which one follows from what its
 // session is doing (HttpSession::phase()): quiet (Idle: new, or keep-alive after a response)

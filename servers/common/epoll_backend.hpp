@@ -1,4 +1,4 @@
-// The epoll readiness backend (DESIGN §7), after redis's ae_epoll.c: the four functions of
+// The epoll readiness backend (docs/architecture.md §7), after redis's ae_epoll.c: the four functions of
 // ev::Backend over epoll(7). server-epoll runs the shared event loop on it; the coroutine
 // runtime (servers/coro) and the green-thread hub (servers/fibers) park their waiters on it.
 //

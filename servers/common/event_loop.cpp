@@ -43,7 +43,7 @@ using DeadlineQueue = std::list<Connection*>;
 struct Connection {
   UniqueFd fd;
   http::HttpSession session;
-  ConnectionDeadline deadline;  // idle or header deadline (DESIGN §3), from the session's phase
+  ConnectionDeadline deadline;  // idle or header deadline (docs/architecture.md §3), from the session's phase
   DeadlineQueue* queue = nullptr;  // the queue this connection is in, and where in it
   DeadlineQueue::iterator queued;
   int mask = kReadable;    // what the backend watches for this fd now
@@ -180,7 +180,7 @@ class EventLoop {
         resume_at_ = Clock::now() + kAcceptPause;
         return;
       }
-      // --max-clients (DESIGN §3, nginx's worker_connections): past the cap, a 503 and a
+      // --max-clients (docs/architecture.md §3, nginx's worker_connections): past the cap, a 503 and a
       // close, so one flood cannot take every descriptor of the loop. Connections in
       // lingering close still count: they hold an fd, for at most kLingerTime.
       if (conns_.size() >= options_.max_clients) {

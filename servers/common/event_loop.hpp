@@ -70,7 +70,7 @@ struct LoopHooks {
 };
 
 // Serves every connection on the calling thread until SIGTERM or SIGINT, with the deadlines
-// and the client cap of `options` (DESIGN §3). Returns the exit status.
+// and the client cap of `options` (docs/architecture.md §3). Returns the exit status.
 int run_event_loop(const std::string& model, UniqueFd listener, Backend& backend,
                    const ServerOptions& options, const LoopHooks& hooks = {});
 

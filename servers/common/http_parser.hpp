@@ -1,4 +1,4 @@
-// Incremental HTTP/1.x request parser (DESIGN.md §2). Pure: no I/O, no allocation.
+// Incremental HTTP/1.x request parser (docs/architecture.md §2). Pure: no I/O, no allocation.
 //
 // The caller keeps the unconsumed bytes of a connection and hands all of them to parse() each
 // time more arrive. The parser remembers how far it has already scanned and, once the head is

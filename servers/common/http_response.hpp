@@ -1,4 +1,4 @@
-// The one response builder every server uses, and the request handlers of DESIGN.md §2.
+// The one response builder every server uses, and the request handlers of docs/architecture.md §2.
 #pragma once
 
 #include <cstddef>

@@ -50,7 +50,7 @@ enum class Want {
   Finish,   // the last response is sent: shut down our side, drain the peer, close
 };
 
-// Which deadline of DESIGN §3 a connection is under (see connection_deadline.hpp).
+// Which deadline of docs/architecture.md §3 a connection is under (see connection_deadline.hpp).
 enum class Phase {
   Idle,  // no request in progress: new, or keep-alive after a response (--idle-timeout)
   Head,  // a request's head has begun but is not complete (--header-timeout, then 408)

@@ -1,4 +1,4 @@
-// What every server's main() shares: the command line of DESIGN.md §3, binding, the ready line.
+// What every server's main() shares: the command line of docs/architecture.md §3, binding, the ready line.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -39,7 +39,7 @@ struct ServerSpec {
   bool reuse_port = false;  // SO_REUSEPORT on the listener, so the model can bind more (reuseport)
   WorkersFlag workers;
   // Optional: why this kernel cannot run the model (empty when it can), asked after binding
-  // and before the ready line; a reason makes the server exit 3 with it (DESIGN §3).
+  // and before the ready line; a reason makes the server exit 3 with it (docs/architecture.md §3).
   std::function<std::string()> unavailable;
   // Adds the model's own flags to the parser (optional).
   std::function<void(CLI::App&)> add_flags;
@@ -54,7 +54,7 @@ int run_server(const ServerSpec& spec, int argc, char** argv);
 // "server-<model>: message" on stderr: errors name the model that printed them.
 void log_error(const std::string& model, const std::string& message);
 
-// DESIGN §3 durations: a number (fractions allowed) with us, ms, s or m; a bare number is
+// docs/architecture.md §3 durations: a number (fractions allowed) with us, ms, s or m; a bare number is
 // seconds. Nothing for anything else (negative, empty, unknown unit, trailing junk).
 std::optional<Clock::duration> parse_duration(std::string_view text);
 

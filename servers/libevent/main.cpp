@@ -6,7 +6,7 @@
 // shared HTTP session and move its responses into the output buffer: heads and echo bodies are
 // copied, /bytes filler is added by reference to one shared block (no copy). Moving stops at
 // kOutputHighWater and resumes when libevent reports the output drained, so output stays
-// bounded. Each connection has one evtimer for its deadline (DESIGN §3: idle, header, then
+// bounded. Each connection has one evtimer for its deadline (docs/architecture.md §3: idle, header, then
 // the absolute lingering close; bufferevent read timeouts would restart on every read, so a
 // trickling client could stretch them). libevent keeps timers in one min-heap and sleeps in
 // epoll_wait until the earliest: no timer system call per connection. The server counts its

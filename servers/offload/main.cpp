@@ -39,9 +39,9 @@ namespace {
 
 using namespace cmbench;
 
-constexpr auto kStopGrace = std::chrono::milliseconds(1200);  // DESIGN §3: exit within 2 s, with room
+constexpr auto kStopGrace = std::chrono::milliseconds(1200);  // docs/architecture.md §3: exit within 2 s, with room
 
-// The handlers that block the thread they run on (DESIGN §2): a stand-in for a blocking library
+// The handlers that block the thread they run on (docs/architecture.md §2): a stand-in for a blocking library
 // call, and a CPU-bound one.
 bool blocks(const http::Request& r) {
   if (r.method != http::Method::Get && r.method != http::Method::Head) return false;

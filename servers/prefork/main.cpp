@@ -39,7 +39,7 @@ namespace {
 using namespace cmbench;
 using namespace std::chrono_literals;
 
-constexpr auto kStopGrace = 1200ms;    // SIGTERM to SIGKILL: leaves DESIGN §3's 2 s some room
+constexpr auto kStopGrace = 1200ms;    // SIGTERM to SIGKILL: leaves docs/architecture.md §3's 2 s some room
 constexpr auto kQuickDeath = 1s;       // a worker that dies this soon after starting ...
 constexpr auto kRestartDelay = 1s;     // ... is restarted after this pause
 

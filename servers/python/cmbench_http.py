@@ -1,4 +1,4 @@
-"""The protocol every Python model speaks (DESIGN §2): one incremental parser, one response
+"""The protocol every Python model speaks (docs/architecture.md §2): one incremental parser, one response
 builder, one per-connection session; and what every model shares around it (§3): the command
 line, the listening socket, the ready line, deadlines, the client cap and the stop signal.
 
@@ -400,7 +400,7 @@ class Session:
         self.since = time.monotonic()
 
 
-# --- command line, listening socket, ready line (DESIGN §3) -----------------------------------
+# --- command line, listening socket, ready line (docs/architecture.md §3) -----------------------------------
 
 _DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(us|ms|s|m)?$")
 _UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}
@@ -486,7 +486,7 @@ def start(model: str, description: str, argv=None) -> tuple[socket.socket, Optio
 
 
 def accepted(sock: socket.socket) -> None:
-    """Socket options of every accepted connection (DESIGN §2)."""
+    """Socket options of every accepted connection (docs/architecture.md §2)."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -531,7 +531,7 @@ class _Stop:
 STOP = _Stop()
 
 
-# --- connections: the cap and the deadlines (DESIGN §3) ----------------------------------------
+# --- connections: the cap and the deadlines (docs/architecture.md §3) ----------------------------------------
 
 class Tracker:
     """Every open connection of a model: the --max-clients cap, the idle, header and linger

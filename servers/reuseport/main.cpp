@@ -6,7 +6,7 @@
 // the others may join it); this file binds `--workers - 1` more on the port that one got and
 // starts a thread per listener. Each thread runs the shared event loop (common/event_loop.cpp,
 // epoll backend) over its own listener and owns the connections it accepted, with their
-// deadlines and --max-clients (per worker, DESIGN §3): no locks, no shared connection state.
+// deadlines and --max-clients (per worker, docs/architecture.md §3): no locks, no shared connection state.
 // The main thread only waits for SIGTERM/SIGINT and then writes one eventfd that every loop
 // watches (and never reads), so all of them stop at once, close their connections and are
 // joined; a loop stuck in a sleeping handler past the deadline is left to end with the process
@@ -43,7 +43,7 @@ namespace {
 
 using namespace cmbench;
 
-constexpr auto kStopGrace = std::chrono::milliseconds(1200);  // DESIGN §3: exit within 2 s, with room
+constexpr auto kStopGrace = std::chrono::milliseconds(1200);  // docs/architecture.md §3: exit within 2 s, with room
 
 // What the loop threads share with the main thread. Held by shared_ptr: a thread still in a
 // handler at the deadline keeps it alive until the process ends.

@@ -15,7 +15,7 @@
 // connection already closed finds nothing. A connection is served only by the thread that
 // claimed its turn (a flag under the connection's own mutex); only that thread changes its
 // state or closes it, and the fd itself is closed when the last reference goes, so the number
-// cannot be reused while some thread still holds the connection. Deadlines (DESIGN §3: idle,
+// cannot be reused while some thread still holds the connection. Deadlines (docs/architecture.md §3: idle,
 // header, lingering close) live in one min-heap, an entry per connection (a new one only when
 // its deadline moves earlier; one that moved later is re-queued when it comes due), run by
 // a timer thread that claims a due connection like any turn (or, if a turn is in progress,
@@ -62,7 +62,7 @@ constexpr std::uint64_t kListenerId = 0;  // epoll data of the listening socket
 constexpr std::uint64_t kStopId = 1;      // ... of the stop eventfd; connections count from 2
 constexpr int kAcceptBatch = 64;          // accepts per turn of the listener
 constexpr auto kAcceptPause = 100ms;      // back-off when out of fds
-constexpr auto kStopGrace = 1200ms;       // DESIGN §3: exit within 2 s, with room to spare
+constexpr auto kStopGrace = 1200ms;       // docs/architecture.md §3: exit within 2 s, with room to spare
 constexpr Clock::time_point kNever = Clock::time_point::max();
 
 struct Connection {

@@ -8,7 +8,7 @@
 // (--max-clients: past it a client gets 503, not a thread, so a flood cannot reach the
 // machine's threads-max) and lets SIGTERM wake the blocked ones. Shutdown then waits up to a
 // second for the threads to end; one still inside a handler (a /sleep) after that ends with
-// the process, within the 2 s of DESIGN §3. That is safe because a thread touches only what it owns, the
+// the process, within the 2 s of docs/architecture.md §3. That is safe because a thread touches only what it owns, the
 // registry (shared ownership, so it outlives main) and constant data. Deadlines (idle, header,
 // lingering close) are serve_blocking's. Thread creation failure costs that one client a 503.
 #include <sys/socket.h>
@@ -100,7 +100,7 @@ int serve(UniqueFd listener, const ServerOptions& options) {
     }
   }
   listener.reset();  // stop accepting first
-  // 1 s for the threads to end, well within the 2 s of DESIGN §3; the rest end with the process.
+  // 1 s for the threads to end, well within the 2 s of docs/architecture.md §3; the rest end with the process.
   if (const std::size_t left = live->shut_down_all(std::chrono::milliseconds(1000)); left > 0)
     log_error("threads", std::to_string(left) + " connection thread(s) still in a handler at "
                                                 "exit; they end with the process");

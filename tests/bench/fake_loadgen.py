@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A test double for build/bin/loadgen: same flags (DESIGN.md §4), same --json keys, real but
+"""A test double for build/bin/loadgen: same flags (docs/architecture.md §4), same --json keys, real but
 slow HTTP requests (asyncio). It lets the harness's fault-handling tests run without the real
 load generator; the end-to-end test always uses the real one.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A stand-in server-<model> for the harness's fault tests (DESIGN.md §3 command line).
+"""A stand-in server-<model> for the harness's fault tests (docs/architecture.md §3 command line).
 
 Its behaviour comes from its own file name, so one script serves as several "models" through
 symlinks in a temporary bin directory:
@@ -9,7 +9,7 @@ symlinks in a temporary bin directory:
   server-badprobe  answers GET / with a wrong body
   server-noready   never prints its ready line
   server-leaker    like good, but forks a child that ignores SIGTERM and outlives it
-  server-nokernel  exits 3 with a one-line reason, like uring without io_uring (DESIGN §3)
+  server-nokernel  exits 3 with a one-line reason, like uring without io_uring (docs/architecture.md §3)
   server-refstyle  answers like nginx: the same status and body plus a Server header
   server-oldflags  like good, but rejects the deadline flags (exit 2), like a server built
                    before --idle-timeout/--header-timeout existed

@@ -210,7 +210,7 @@ class ReferenceServers(unittest.TestCase):
             try:
                 self.assertIsNone(srv.start())
                 self.assertIsNone(srv.probe(), "same status and body: like for like")
-                self.assertIn("differs from DESIGN", srv.notes[0])
+                self.assertIn("differs from docs/architecture.md", srv.notes[0])
                 self.assertIn(b"Server: fake", srv.probe_response)
                 stop = srv.stop()
                 self.assertTrue(stop["clean"], stop)

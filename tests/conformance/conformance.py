@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Conformance suite: proves one server binary speaks DESIGN.md §2 byte for byte and survives
+"""Conformance suite: proves one server binary speaks docs/architecture.md §2 byte for byte and survives
 bad clients and resource limits (§3). Each check starts its own server with --port 0.
 
     conformance.py --bin-dir build/bin --model epoll --check exact_rows
@@ -936,7 +936,7 @@ def check_startup(bin_dir: str, model: str) -> None:
         log(f"IPv6: {server6.ready_line!r}")
 
 
-# --- hostile clients (issue 10, DESIGN §3): deadlines, the client cap, fairness ----------------
+# --- hostile clients (issue 10, docs/architecture.md §3): deadlines, the client cap, fairness ----------------
 
 import select  # noqa: E402  (here, not at the top: keeps this section one block for merges)
 
@@ -993,7 +993,7 @@ def check_idle_timeout(bin_dir: str, model: str) -> None:
             require(ka_total >= idle * 0.8, f"closed {ka_total:.2f}s after the last response, before "
                                             f"--idle-timeout {idle}s")
         # A response being written is not idle: a reader that stalls longer than the idle
-        # timeout in the middle of a 4 MiB body still gets all of it (DESIGN §3: no deadline).
+        # timeout in the middle of a 4 MiB body still gets all of it (docs/architecture.md §3: no deadline).
         n = 4 << 20
         with connect(server, rcvbuf=8192) as s:
             s.sendall(get(f"/bytes/{n}"))
@@ -1102,7 +1102,7 @@ def check_linger_trickle(bin_dir: str, model: str) -> None:
 @check("max_clients")
 def check_max_clients(bin_dir: str, model: str) -> None:
     cap = 5
-    # prefork and reuseport cap each worker (DESIGN §3): with one worker, that is the total.
+    # prefork and reuseport cap each worker (docs/architecture.md §3): with one worker, that is the total.
     one_worker = ("--workers", "1") if model in WORKER_PROCESS_MODELS | {"reuseport"} else ()
     with Server(bin_dir, model, args=("--max-clients", str(cap), *one_worker)) as server:
         socks = []

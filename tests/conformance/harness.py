@@ -1,5 +1,5 @@
 """Plumbing for the conformance suite: start a server binary, talk to it over real sockets,
-watch its process tree in /proc, and spell out the exact response bytes of DESIGN.md §2.
+watch its process tree in /proc, and spell out the exact response bytes of docs/architecture.md §2.
 
 Standard library only; runs with Debian's /usr/bin/python3.
 """
@@ -28,7 +28,7 @@ class CheckFailed(Exception):
 
 
 class ModelUnavailable(Exception):
-    """The server exited 3 before its ready line: this kernel lacks its mechanism (DESIGN §3,
+    """The server exited 3 before its ready line: this kernel lacks its mechanism (docs/architecture.md §3,
     e.g. uring without io_uring). The check is skipped with the server's reason, never passed."""
 
 
@@ -59,7 +59,7 @@ def first_difference(expected: bytes, got: bytes) -> str:
             f"got {show(got[lo:i + 80])} (lengths {len(expected)} vs {len(got)})")
 
 
-# --- the protocol, spelled out from DESIGN.md §2 ------------------------------------------------
+# --- the protocol, spelled out from docs/architecture.md §2 ------------------------------------------------
 
 REASONS = {
     200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",

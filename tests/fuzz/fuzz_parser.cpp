@@ -1,4 +1,4 @@
-// libFuzzer target for the request parser and the per-connection session (DESIGN.md §2, §7).
+// libFuzzer target for the request parser and the per-connection session (docs/architecture.md §2, §7).
 //
 // The input is the raw byte stream a client sends on one connection. Split points and write
 // sizes come from a PRNG seeded with a hash of the input, so the corpus files stay plain HTTP

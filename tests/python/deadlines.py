@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Deadlines, the client cap and fairness of the Python models (DESIGN §3, issue 10), over real
+"""Deadlines, the client cap and fairness of the Python models (docs/architecture.md §3, issue 10), over real
 sockets against build/bin/server-py-*, with short flag values:
 
     deadlines.py --bin-dir build/bin --model py-asyncio --check idle_timeout

@@ -1,4 +1,4 @@
-// Every row of the DESIGN.md §2 table through parser + respond(), compared byte for byte with
+// Every row of the docs/architecture.md §2 table through parser + respond(), compared byte for byte with
 // the response spelled out from the contract, plus every error status and each route limit at
 // and one past its boundary.
 #include <gtest/gtest.h>

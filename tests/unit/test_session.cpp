@@ -491,7 +491,7 @@ TEST(Session, ManyRequestsOneKeepAliveConnection) {
   EXPECT_EQ(s.requests(), 100u);
 }
 
-// The deadlines every model derives from the session (DESIGN §3), on a fake clock.
+// The deadlines every model derives from the session (docs/architecture.md §3), on a fake clock.
 TEST(Deadline, IdleThenHeaderFromTheFirstByteThenNoneWhileBusy) {
   using namespace std::chrono_literals;
   const Timeouts t{10s, 3s};

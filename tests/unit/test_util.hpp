@@ -1,4 +1,4 @@
-// Helpers shared by the unit tests: expected bytes are spelled out from DESIGN.md §2 here, never
+// Helpers shared by the unit tests: expected bytes are spelled out from docs/architecture.md §2 here, never
 // produced by the code under test, so a wrong header order or phrase fails the comparison.
 #pragma once
 
