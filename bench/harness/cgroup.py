@@ -178,6 +178,17 @@ class Group:
         else:
             _write(d / "cpu.max", "max 100000" if self.quota is None else f"{self.quota[0]} {self.quota[1]}")
 
+    def uncap(self) -> None:
+        """Lifts the quota (the measured part is over): a server stopping thousands of children
+        must not be throttled while it does. Accounting goes on."""
+        if self.quota is None:
+            return
+        self.quota = None
+        try:
+            self._set_quota()
+        except OSError:
+            pass
+
     def share(self) -> float | None:
         """CPUs' worth the quota allows (0.4 for 1000/2500), None when uncapped."""
         return None if self.quota is None else self.quota[0] / self.quota[1]
