@@ -5,6 +5,7 @@ only code."""
 from __future__ import annotations
 
 import shutil
+import json
 import sys
 import tempfile
 import unittest
@@ -233,13 +234,17 @@ class HarnessStatusRows(unittest.TestCase):
 
 
 class ReferenceRun(unittest.TestCase):
-    def test_old_schema_report_builds(self):
+    def test_committed_reference_report_builds(self):
         src = REPO / "results" / "reference"
         if not (src / "meta.json").exists():
             self.skipTest("results/reference not in this checkout")
         text = report.build(src)
         self.assertNotIn("No reading:", text)
-        self.assertIn("unknown (this run's metadata does not record a CPU cap method)", text)
+        meta = json.loads((src / "meta.json").read_text())
+        if (meta.get("cpu_cap") or {}).get("method"):
+            self.assertIn(meta["cpu_cap"]["method"].split()[0], text)   # the method it used
+        else:   # an older run: the report says it does not know
+            self.assertIn("unknown (this run's metadata does not record a CPU cap method)", text)
 
 
 if __name__ == "__main__":
