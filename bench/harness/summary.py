@@ -85,8 +85,22 @@ def on_schedule(r: dict) -> bool:
         "beyond-generator" not in (r.get("flags") or [])
 
 
+def _physical(metric: str, m: dict):
+    """A point's figure, or None where it cannot be true and so must not be published: a
+    server's CPU per request of 0 while it served (its reading missed the tree), and kernel
+    TCP memory that fell while connections were held (sockstat is machine-wide: other sockets
+    closing meanwhile, not this server)."""
+    v = m.get(metric)
+    if metric == "cpu_us_per_req" and v == 0 and (m.get("rps") or 0) > 0:
+        return None
+    if metric == "tcp_mem_kib" and isinstance(v, (int, float)) and v < 0:
+        return None
+    return v
+
+
 def metric_values(records: list[dict], metric: str) -> list[float]:
-    return stats.clean((r.get("metrics") or {}).get(metric) for r in records if r.get("status") == "ok")
+    return stats.clean(_physical(metric, r.get("metrics") or {}) for r in records
+                       if r.get("status") == "ok")
 
 
 def dynamic_metrics(records: list[dict]) -> list[str]:
