@@ -15,5 +15,6 @@ inline std::int64_t mono_ns() noexcept {
 
 constexpr std::int64_t kNsPerSec = 1'000'000'000;
 constexpr std::int64_t kNsPerMs = 1'000'000;
+constexpr std::int64_t kNsPerUs = 1'000;
 
 }  // namespace cmbench::loadgen

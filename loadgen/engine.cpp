@@ -36,6 +36,13 @@ constexpr int kMaxEvents = 512;
 constexpr std::size_t kSetupWindow = 256;
 constexpr std::int64_t kMinBackoff = 1 * kNsPerMs;
 constexpr std::int64_t kMaxBackoff = 100 * kNsPerMs;
+// Open-loop pacing polls (epoll_wait with a zero timeout) instead of sleeping when the next
+// request falls due this soon. On a virtual machine, arming a timer and waking from idle each
+// leave the guest: measured here, a sleeping generator spent 37 us of CPU per request at
+// 10k req/s and saturated its core at 40k, so it could not offer half of what one server core
+// serves. Polling keeps the core awake; the time spent in empty polls is reported (poll_idle)
+// and is not counted as the generator being busy.
+constexpr std::int64_t kPollWindow = 500 * kNsPerUs;
 
 enum Tag : std::uint64_t { tag_timer = 0, tag_active = 1, tag_idle = 2 };
 std::uint64_t tag(Tag kind, std::size_t index) { return (static_cast<std::uint64_t>(index) << 2) | kind; }
@@ -259,18 +266,23 @@ void Worker::run(const Timeline& tl) {
     if (phase_ == Phase::run && now >= end_) begin_drain(now, stopped);
     if (phase_ == Phase::drain && (stopped || now >= drain_until_ || drained())) break;
     on_timers(now);
-    // The timer wakes us for the next deadline; should the kernel refuse to arm it, poll.
-    const int wait_ms = arm_timer(next_deadline()) ? -1 : 1;
+    // The timer wakes us for the next deadline (should the kernel refuse to arm it, poll every
+    // millisecond); a deadline nearer than kPollWindow is polled for.
+    const std::int64_t deadline = next_deadline();
+    const bool polling = open_loop_ && phase_ == Phase::run && deadline - now < kPollWindow;
+    const int wait_ms = polling ? 0 : arm_timer(deadline) ? -1 : 1;
     const int n = ::epoll_wait(ep_.get(), events, kMaxEvents, wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_errno("epoll_wait");
     }
+    if (polling && n == 0) poll_idle_ns_ += mono_ns() - now;
     for (int k = 0; k < n; ++k) dispatch(events[k]);
   }
   const std::int64_t busy1 = busy_ns();
   if (busy0 >= 0 && busy1 >= busy0 && now > run0) {
-    busy_share_ = static_cast<double>(busy1 - busy0) / static_cast<double>(now - run0);
+    busy_share_ = static_cast<double>(std::max<std::int64_t>(0, busy1 - busy0 - poll_idle_ns_)) /
+                  static_cast<double>(now - run0);
   }
   finish(now);
   phase_ = Phase::done;

@@ -92,6 +92,8 @@ class Worker {
   // waiting for one (/proc/thread-self/schedstat); near 1 means it always had work and never
   // slept: the generator, not the server, set the pace. -1 when the kernel does not say.
   double busy_share() const noexcept { return busy_share_; }
+  // Seconds of the run spent polling with nothing due (open-loop pacing, kPollWindow).
+  double poll_idle_s() const noexcept { return static_cast<double>(poll_idle_ns_) / 1e9; }
 
  private:
   struct Conn;
@@ -155,6 +157,7 @@ class Worker {
   std::int64_t drain_until_ = 0;   // the drain after end_ stops here at the latest
   std::int64_t min_service_ns_ = -1;  // fastest response seen (-1: none yet)
   double busy_share_ = -1;
+  std::int64_t poll_idle_ns_ = 0;
   std::int64_t armed_ = -1;
   std::int64_t scan_interval_ = 0;
   std::int64_t next_scan_ = 0;

@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
     result.stats.merge(w->stats());
     ended = std::max(ended, w->ended_at());
     result.busy_share = std::max(result.busy_share, w->busy_share());
+    result.poll_idle_s += w->poll_idle_s();
     const IdleReport& ir = w->idle_report();
     result.idle.wanted += ir.wanted;
     result.idle.held += ir.held;
@@ -181,7 +182,9 @@ int main(int argc, char** argv) {
   result.cpu_sys_s = seconds(ru1.ru_stime) - seconds(ru0.ru_stime);
   if (result.duration_s > 0) result.sent_rate = static_cast<double>(result.stats.sent) / result.duration_s;
   result.cpu_wall_s = cpu_wall_s;
-  result.limit = generator_limit(cfg, result.stats, cpu_wall_s, result.cpu_user_s + result.cpu_sys_s, result.busy_share);
+  result.limit = generator_limit(cfg, result.stats, cpu_wall_s,
+                                 result.work_user_s() + result.work_sys_s(),
+                                 result.busy_share);
   result.generator_limited = result.limit.any();
 
   print_summary(result, human);

@@ -2,6 +2,7 @@
 // HdrHistogram percentile text (--hgrm).
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -35,17 +36,24 @@ struct Result {
   double cpu_sys_s = 0;
   double cpu_wall_s = 0;  // the time that CPU was measured over (the window and its drain)
   double busy_share = -1; // the busiest thread's Worker::busy_share() (-1: unknown)
+  double poll_idle_s = 0; // of cpu_user_s + cpu_sys_s: polling with nothing due (pacing, not work)
   IdleReport idle;
   double sent_rate = 0;   // requests of the window written per second (open loop)
   bool generator_limited = false;
   GeneratorLimit limit;
-  // Share of its threads' time the generator was on a CPU (1 = every thread always busy).
+  // The CPU spent on the load, without the empty pacing polls (taken from system time first:
+  // an empty epoll_wait is spent in the kernel).
+  double work_sys_s() const noexcept { return std::max(0.0, cpu_sys_s - poll_idle_s); }
+  double work_user_s() const noexcept {
+    return std::max(0.0, cpu_user_s - std::max(0.0, poll_idle_s - cpu_sys_s));
+  }
+  // Share of its threads' time the generator was working (1 = every thread always busy).
   double cpu_share() const noexcept {
-    return cpu_wall_s > 0 ? (cpu_user_s + cpu_sys_s) / (cpu_wall_s * cfg.threads) : 0.0;
+    return cpu_wall_s > 0 ? (work_user_s() + work_sys_s()) / (cpu_wall_s * cfg.threads) : 0.0;
   }
 };
 
-// cpu_s: the generator's user + system CPU seconds over wall_s seconds; busy_share: the busiest
+// cpu_s: the generator's user + system CPU seconds over wall_s seconds, less its idle polling; busy_share: the busiest
 // thread's share of time on or waiting for a CPU (-1: unknown).
 GeneratorLimit generator_limit(const Config& cfg, const Stats& s, double wall_s, double cpu_s,
                                double busy_share = -1);

@@ -64,7 +64,7 @@ def main() -> int:
     lsock.listen(a.backlog)
     lsock.setblocking(False)
     if mode == "noready":
-        time.sleep(30)
+        time.sleep(60)   # longer than the test's ready timeout; bounded all the same
         return 0
     print(f"listening on {a.host}:{lsock.getsockname()[1]}", flush=True)
     print(f"server-{mode}: fake model for tests", file=sys.stderr, flush=True)
