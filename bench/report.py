@@ -315,6 +315,8 @@ def figure(row: dict | None, scale: float = 1.0, kind: str = "") -> str:
         half = (row["max"] - row["min"]) / 2 / abs(row["median"]) * 100 if row["median"] else 0
         out += (f" [{fmt_sig(row['min'] * scale, dd(row['min'] * scale), kind)}-"
                 f"{fmt_sig(row['max'] * scale, dd(row['max'] * scale), kind)}] ±{half:.0f} %")
+    if set(readings.flag_list(row.get("flags"))) & readings.PARTIAL_FLAGS:
+        out += f" (from {row['n']} repetitions; the others were not data)"
     return out
 
 
@@ -635,6 +637,13 @@ def method_caveats(meta: dict, runs: list[dict]) -> list[str]:
         f"figure is quoted only when its point was server-bound (the server used >= 95 % of the CPU "
         f"it was given); latency points run without the cap, because throttling adds up to a "
         f"period to a request's latency.",
+        "* **Offering load on schedule.** Latency points are open-loop (wrk2's schedule, latency "
+        "from the intended send time) at a share of each model's uncapped closed-loop peak. The "
+        "generator polls instead of sleeping when its next request is due within 0.5 ms: on a "
+        "virtual machine a timer wake-up costs more CPU than a request (37 us each, measured), so "
+        "a sleeping generator could not offer half of what one server core serves. A point whose "
+        "generator was late anyway (lag p99 above 1 ms, or >= 95 % of its core spent on the load) "
+        "is listed as beyond what one generator core can offer here, not drawn.",
         "* **Multi-worker models on two cores.** `prefork` and `reuseport` size themselves to the "
         "CPUs the server may run on; on this 2-core machine the server gets one core, so each runs "
         "one worker on one core and measures like one event loop plus its supervision. What they "

@@ -24,6 +24,11 @@ LIMIT_TEXT = {
     None: "what limited it was not recorded (older run)",
 }
 # Flags that mean a point is not data: it is drawn and tabled as such, never as a number.
+# A figure some of whose repetitions were left out (summary.py) is still data when at least
+# this many remain; the report says how many.
+PARTIAL_FLAGS = {"partly-beyond-generator", "not-measurable-in-some-reps"}
+MIN_REPS_PARTIAL = 2
+
 NOT_DATA_FLAGS = {
     "beyond-generator": "not offered on schedule: beyond what one generator core can offer here",
     "not-on-schedule": "not offered on schedule by the generator",
@@ -90,6 +95,14 @@ def not_data_reason(row: dict | None, experiment: str | None = None) -> str | No
     exp = experiment or row.get("experiment")
     flags = flag_list(row.get("flags"))
     note = row.get("note") or ""
+    partial = PARTIAL_FLAGS & set(flags)
+    if partial and row.get("median") is not None:
+        # Some repetitions were not data (beyond the generator, a slope over too few counts):
+        # the figure stands on the others when at least MIN_REPS_PARTIAL of them remain.
+        if int(row.get("n") or 0) < MIN_REPS_PARTIAL:
+            return (f"only {int(row.get('n') or 0)} repetition(s) are data "
+                    f"({next(iter(partial))}: {note[:120]})")
+        note = ""
     for f, why in NOT_DATA_FLAGS.items():
         if f in flags and (f == "not-measurable" or exp in SCHEDULE_EXPERIMENTS):
             # The harness's own reason (e.g. "r2 0.42 < 0.9", the offered rate) when it gave one.

@@ -293,7 +293,9 @@ def rows(runs: list[dict], micro: dict | None = None) -> list[dict]:
             if late:
                 note = (note + " | " if note else "") + \
                     f"{len(late)} repetition(s) {BEYOND}: left out"
-                flags = sorted(set(flags) | {"partly-beyond-generator"})
+                # The figure is the on-schedule repetitions': their flags, and that some were not.
+                flags = sorted({f for r in recs for f in (r.get("flags") or [])} |
+                               {"partly-beyond-generator"})
             status = "ok" if all(r.get("status") == "ok" for r in recs) else "partial"
         metrics = PEAK_METRICS if param == PEAK else METRICS.get(exp, ["rps", "p99_us"])
         for metric in metrics + dynamic_metrics(recs):

@@ -1,6 +1,7 @@
 #include "signals.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -49,6 +50,16 @@ bool SignalPipe::drain_stop() {
     for (ssize_t i = 0; i < n; ++i) stop = stop || buf[i] == SIGTERM || buf[i] == SIGINT;
   }
   return stop;
+}
+
+int SignalPipe::wait_for_stop() {
+  watch(SIGTERM);
+  watch(SIGINT);
+  while (true) {
+    pollfd p{fd(), POLLIN, 0};
+    if (::poll(&p, 1, -1) < 0 && errno != EINTR) return errno;
+    if (drain_stop()) return 0;
+  }
 }
 
 void SignalPipe::reset_in_child() {

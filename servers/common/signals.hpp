@@ -16,6 +16,9 @@ class SignalPipe {
   static int fd();
   // Reads every pending byte; returns true if SIGTERM or SIGINT was among them.
   static bool drain_stop();
+  // Watches SIGTERM and SIGINT and blocks until one arrives: the main thread of a model whose
+  // loops run on other threads. Returns 0, or the errno of a failed poll() (it stops waiting).
+  static int wait_for_stop();
   // In a forked child: default dispositions back and the pipe closed.
   static void reset_in_child();
 };

@@ -400,8 +400,6 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "coro";
   spec.description = "own C++20 coroutine runtime (co_await readable/writable) over epoll";
-  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
-    return serve(std::move(listener), options);
-  };
+  spec.serve = serve;
   return run_server(spec, argc, argv);
 }

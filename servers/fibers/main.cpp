@@ -420,8 +420,6 @@ int main(int argc, char** argv) {
   spec.model = "fibers";
   spec.description = "green threads: Boost.Context fibers (64 KiB guarded stacks) on an epoll hub, "
                      "running serve_blocking";
-  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
-    return serve(std::move(listener), options);
-  };
+  spec.serve = serve;
   return run_server(spec, argc, argv);
 }

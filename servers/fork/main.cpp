@@ -115,8 +115,6 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "fork";
   spec.description = "one process per connection (fork), blocking sockets";
-  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
-    return serve(std::move(listener), options);
-  };
+  spec.serve = serve;
   return run_server(spec, argc, argv);
 }

@@ -290,8 +290,6 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "libevent";
   spec.description = "one thread, libevent event_base with bufferevents";
-  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
-    return serve(std::move(listener), options);
-  };
+  spec.serve = serve;
   return run_server(spec, argc, argv);
 }

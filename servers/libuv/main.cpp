@@ -327,8 +327,6 @@ int main(int argc, char** argv) {
   spec.model = "libuv";
   spec.description = std::string("libuv ") + uv_version_string() +
                      " loop: uv_tcp_t, uv_read_start, uv_write, uv_timer_t deadlines";
-  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
-    return serve(std::move(listener), options);
-  };
+  spec.serve = serve;
   return run_server(spec, argc, argv);
 }

@@ -28,9 +28,9 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
+#include "crew.hpp"
 #include "epoll_backend.hpp"
 #include "event_loop.hpp"
 #include "server_main.hpp"
@@ -51,8 +51,8 @@ bool blocks(const http::Request& r) {
 
 class WorkerPool final : public ev::Offloader {
  public:
-  explicit WorkerPool(int workers) : shared_(std::make_shared<Shared>(workers)) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back(work, shared_, i);
+  explicit WorkerPool(int workers) : shared_(std::make_shared<Shared>()) {
+    for (int i = 0; i < workers; ++i) crew_.spawn([s = shared_] { work(s); });
   }
   ~WorkerPool() override { stop(); }
   WorkerPool(const WorkerPool&) = delete;
@@ -79,22 +79,13 @@ class WorkerPool final : public ev::Offloader {
   // Wakes the idle workers and joins them; a worker still in a handler after kStopGrace is
   // detached and ends with the process (it holds its own reference to the shared state).
   void stop() {
-    std::unique_lock lock(shared_->mutex);
-    if (shared_->stopping) return;
-    shared_->stopping = true;
-    shared_->work_ready.notify_all();
-    shared_->finished.wait_for(lock, kStopGrace, [&] {
-      return std::find(shared_->exited.begin(), shared_->exited.end(), false) == shared_->exited.end();
-    });
-    const std::vector<bool> exited = shared_->exited;
-    lock.unlock();
-    for (std::size_t i = 0; i < threads_.size(); ++i) {
-      if (exited[i]) {
-        threads_[i].join();
-      } else {
-        threads_[i].detach();
-      }
+    {
+      std::lock_guard lock(shared_->mutex);
+      if (shared_->stopping) return;
+      shared_->stopping = true;
     }
+    shared_->work_ready.notify_all();
+    crew_.finish(kStopGrace);
   }
 
  private:
@@ -104,20 +95,18 @@ class WorkerPool final : public ev::Offloader {
   };
   // Everything the workers touch, shared-owned so no worker can outlive it.
   struct Shared {
-    explicit Shared(int workers)
-        : wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), exited(static_cast<std::size_t>(workers), false) {
+    Shared() : wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
       if (!wake) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
     }
     const UniqueFd wake;  // a worker writes it after queuing a response: the loop wakes
     std::mutex mutex;     // guards everything below
-    std::condition_variable work_ready, finished;
+    std::condition_variable work_ready;
     std::deque<Job> jobs;
     std::vector<std::pair<ev::OffloadTicket, http::Response>> done;
-    std::vector<bool> exited;
     bool stopping = false;
   };
 
-  static void work(std::shared_ptr<Shared> s, int index) {
+  static void work(const std::shared_ptr<Shared>& s) {
     std::unique_lock lock(s->mutex);
     while (true) {
       s->work_ready.wait(lock, [&] { return s->stopping || !s->jobs.empty(); });
@@ -131,12 +120,10 @@ class WorkerPool final : public ev::Offloader {
       const std::uint64_t one = 1;
       [[maybe_unused]] const auto n = ::write(s->wake.get(), &one, sizeof one);
     }
-    s->exited[static_cast<std::size_t>(index)] = true;
-    s->finished.notify_all();
   }
 
   std::shared_ptr<Shared> shared_;
-  std::vector<std::thread> threads_;
+  Crew crew_;  // after shared_: destroyed first, so its threads are joined or detached first
 };
 
 int serve(UniqueFd listener, const ServerOptions& options) {

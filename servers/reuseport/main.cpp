@@ -17,22 +17,18 @@
 // is epoll with extra threads.
 #include <sys/eventfd.h>
 
-#include <poll.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
+#include "crew.hpp"
 #include "epoll_backend.hpp"
 #include "event_loop.hpp"
 #include "net.hpp"
@@ -48,16 +44,11 @@ constexpr auto kStopGrace = std::chrono::milliseconds(1200);  // docs/architectu
 // What the loop threads share with the main thread. Held by shared_ptr: a thread still in a
 // handler at the deadline keeps it alive until the process ends.
 struct Shared {
-  explicit Shared(const ServerOptions& o, int loops)
-      : options(o), stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-        done(static_cast<std::size_t>(loops), false) {
+  explicit Shared(const ServerOptions& o) : options(o), stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     if (!stop) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
   }
   const ServerOptions options;
   const UniqueFd stop;  // readable once written: every loop's stop_fd
-  std::mutex mutex;
-  std::condition_variable finished;
-  std::vector<bool> done;  // per loop, under mutex
 };
 
 // The port the first listener actually got (it may have been --port 0).
@@ -80,11 +71,11 @@ int serve(UniqueFd first, const ServerOptions& options) {
       return 1;
     }
   }
-  auto shared = std::make_shared<Shared>(options, options.workers);
+  auto shared = std::make_shared<Shared>(options);
 
-  std::vector<std::thread> loops;
-  for (std::size_t i = 0; i < listeners.size(); ++i) {
-    loops.emplace_back([shared, i, fd = std::move(listeners[i])]() mutable {
+  Crew crew;
+  for (auto& listener : listeners) {
+    crew.spawn([shared, fd = std::move(listener)]() mutable {
       try {
         ev::EpollBackend backend;
         ev::run_event_loop("reuseport", std::move(fd), backend, shared->options,
@@ -92,37 +83,14 @@ int serve(UniqueFd first, const ServerOptions& options) {
       } catch (const std::exception& e) {  // e.g. epoll_create1 failed: this loop only
         log_error("reuseport", e.what());
       }
-      std::lock_guard lock(shared->mutex);
-      shared->done[i] = true;
-      shared->finished.notify_all();
     });
   }
-
-  SignalPipe::watch(SIGTERM);
-  SignalPipe::watch(SIGINT);
-  while (true) {
-    pollfd p{SignalPipe::fd(), POLLIN, 0};
-    if (::poll(&p, 1, -1) < 0 && errno != EINTR) {
-      log_error("reuseport", std::string("poll: ") + std::strerror(errno));
-      break;
-    }
-    if (SignalPipe::drain_stop()) break;
+  if (const int err = SignalPipe::wait_for_stop(); err != 0) {
+    log_error("reuseport", std::string("poll: ") + std::strerror(err));
   }
   const std::uint64_t one = 1;
   [[maybe_unused]] const auto n = ::write(shared->stop.get(), &one, sizeof one);  // stays readable
-  std::unique_lock lock(shared->mutex);
-  shared->finished.wait_for(lock, kStopGrace, [&] {
-    return std::find(shared->done.begin(), shared->done.end(), false) == shared->done.end();
-  });
-  const std::vector<bool> done = shared->done;
-  lock.unlock();
-  for (std::size_t i = 0; i < loops.size(); ++i) {
-    if (done[i]) {
-      loops[i].join();
-    } else {
-      loops[i].detach();  // still in a handler: it ends with the process
-    }
-  }
+  crew.finish(kStopGrace);  // a loop still in a handler is left to end with the process
   return 0;
 }
 

@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "connection_deadline.hpp"
+#include "crew.hpp"
 #include "http_session.hpp"
 #include "net.hpp"
 #include "server_main.hpp"
@@ -399,57 +400,23 @@ class ThreadPoolServer {
 // What the threads share with main(): held by shared_ptr, so a thread left in a handler at
 // the deadline keeps it alive until the process ends.
 struct Shared {
-  Shared(UniqueFd listener, const ServerOptions& o, int threads)
-      : options(o), server(std::move(listener), options), done(static_cast<std::size_t>(threads), false) {}
+  Shared(UniqueFd listener, const ServerOptions& o) : options(o), server(std::move(listener), options) {}
   const ServerOptions options;
   ThreadPoolServer server;
-  std::mutex mutex;
-  std::condition_variable finished;
-  std::vector<bool> done;  // per thread, under mutex
 };
 
 int serve(UniqueFd listener, const ServerOptions& options) {
-  const int threads = options.workers + 1;  // the pool and the timer
-  auto shared = std::make_shared<Shared>(std::move(listener), options, threads);
+  auto shared = std::make_shared<Shared>(std::move(listener), options);
   // Started while the stop signals are blocked (run_server): the threads inherit that mask, so
   // only the main thread takes SIGTERM, through the pipe.
-  std::vector<std::thread> pool;
-  for (int i = 0; i < threads; ++i) {
-    pool.emplace_back([shared, i, timer = i == options.workers] {
-      if (timer) {
-        shared->server.timer();
-      } else {
-        shared->server.worker();
-      }
-      std::lock_guard lock(shared->mutex);
-      shared->done[static_cast<std::size_t>(i)] = true;
-      shared->finished.notify_all();
-    });
-  }
-  SignalPipe::watch(SIGTERM);
-  SignalPipe::watch(SIGINT);
-  while (true) {
-    pollfd p{SignalPipe::fd(), POLLIN, 0};
-    if (::poll(&p, 1, -1) < 0 && errno != EINTR) {
-      log_error("threadpool", std::string("poll: ") + std::strerror(errno));
-      break;
-    }
-    if (SignalPipe::drain_stop()) break;
+  Crew crew;
+  for (int i = 0; i < options.workers; ++i) crew.spawn([shared] { shared->server.worker(); });
+  crew.spawn([shared] { shared->server.timer(); });
+  if (const int err = SignalPipe::wait_for_stop(); err != 0) {
+    log_error("threadpool", std::string("poll: ") + std::strerror(err));
   }
   shared->server.stop();
-  std::unique_lock lock(shared->mutex);
-  shared->finished.wait_for(lock, kStopGrace, [&] {
-    return std::find(shared->done.begin(), shared->done.end(), false) == shared->done.end();
-  });
-  const std::vector<bool> done = shared->done;
-  lock.unlock();
-  for (std::size_t i = 0; i < pool.size(); ++i) {
-    if (done[i]) {
-      pool[i].join();
-    } else {
-      pool[i].detach();  // asleep in a handler: it ends with the process
-    }
-  }
+  crew.finish(kStopGrace);  // a thread asleep in a handler is left to end with the process
   return 0;  // with every thread joined, `shared` goes here and closes every connection
 }
 

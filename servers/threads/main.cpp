@@ -113,8 +113,6 @@ int main(int argc, char** argv) {
   ServerSpec spec;
   spec.model = "threads";
   spec.description = "one thread per connection, blocking sockets";
-  spec.serve = [](UniqueFd listener, const ServerOptions& options) {
-    return serve(std::move(listener), options);
-  };
+  spec.serve = serve;
   return run_server(spec, argc, argv);
 }

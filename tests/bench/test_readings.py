@@ -124,6 +124,25 @@ class SlopeChecks(unittest.TestCase):
         self.assertIn("Not measurable (no number shown): py-x, select", text)
         self.assertNotIn("-0.", text)
 
+    def test_slope_stands_on_the_repetitions_that_measured_it(self):
+        # Run A of issue 7's pair: one repetition's reading at 10000 forked children was
+        # incomplete, so that repetition had two counts; the other two give the figure.
+        runs = []
+        for rep in range(3):
+            for n in (0, 1000, 10000):
+                complete = not (rep == 2 and n == 10000)
+                runs.append(rec("idle", "fork", n, rep, model_kib=870 + 69 * n, memory_complete=complete))
+        table = summary.rows(runs)
+        row, why = readings.slope_check(table, runs, "fork")
+        self.assertIsNone(why)
+        self.assertEqual(row["n"], 2)
+        self.assertAlmostEqual(row["median"], 69.0, places=3)
+        self.assertIn("not-measurable-in-some-reps", row["flags"])
+        # With only one repetition left, it is not a figure.
+        runs = [r for r in runs if not (r["rep"] == 1 and r["param"] == 10000)]
+        row, why = readings.slope_check(summary.rows(runs), runs, "fork")
+        self.assertIn("only 1 repetition", why)
+
     def test_harness_flag_wins(self):
         row = {"experiment": "idle", "model": "m", "param": "slope", "metric": "pss_slope_kib_per_conn",
                "median": 3.0, "flags": "not-measurable", "note": "r2 0.4", "status": "ok"}

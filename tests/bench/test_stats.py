@@ -199,6 +199,18 @@ class LatencyOnSchedule(unittest.TestCase):
         row = summary.lookup(summary.rows(runs), "latency", "epoll", 80, "p99_us")
         self.assertEqual((row["n"], row["median"]), (2, 1100.0))
         self.assertIn("partly-beyond-generator", row["flags"])
+        # Its flags are the on-schedule repetitions' (not the late one's), and it is data.
+        self.assertNotIn("beyond-generator", row["flags"].split(";"))
+        from harness import readings
+        self.assertIsNone(readings.not_data_reason(row, "latency"))
+
+    def test_one_repetition_on_schedule_is_not_enough(self):
+        runs = [self.late("epoll", 80, 0, 15000), self.late("epoll", 80, 1, 9000),
+                rec("latency", "epoll", 80, 2, p99_us=1200)]
+        row = summary.lookup(summary.rows(runs), "latency", "epoll", 80, "p99_us")
+        self.assertEqual(row["n"], 1)
+        from harness import readings
+        self.assertIn("only 1 repetition", readings.not_data_reason(row, "latency"))
 
 
 class LimitedBy(unittest.TestCase):

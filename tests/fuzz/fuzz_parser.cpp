@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_support.hpp"
 #include "http_parser.hpp"
 #include "http_response.hpp"
 #include "http_session.hpp"
@@ -33,39 +34,15 @@ namespace {
 
 using namespace cmbench::http;
 
+using cmbench::fuzz::Rng;
+
 [[noreturn]] void fail(const char* what, std::size_t a = 0, std::size_t b = 0) {
-  std::fprintf(stderr, "fuzz_parser invariant violated: %s (%zu, %zu)\n", what, a, b);
-  std::abort();
+  cmbench::fuzz::fail("fuzz_parser", what, a, b);
 }
 
 void check(bool ok, const char* what, std::size_t a = 0, std::size_t b = 0) {
   if (!ok) fail(what, a, b);
 }
-
-// xorshift64*, seeded from an FNV-1a hash of the input.
-class Rng {
- public:
-  explicit Rng(std::string_view data) {
-    std::uint64_t h = 1469598103934665603ULL;
-    for (unsigned char c : data) h = (h ^ c) * 1099511628211ULL;
-    state_ = h | 1;
-  }
-  std::uint64_t next() {
-    state_ ^= state_ >> 12;
-    state_ ^= state_ << 25;
-    state_ ^= state_ >> 27;
-    return state_ * 2685821657736338717ULL;
-  }
-  // A piece size skewed towards small values: 1..4 often, up to `max` sometimes.
-  std::size_t piece(std::size_t max) {
-    const auto r = next();
-    const std::size_t cap = (r & 3) == 0 ? max : (r & 3) == 1 ? 64 : 4;
-    return 1 + static_cast<std::size_t>((r >> 8) % std::max<std::size_t>(cap, 1));
-  }
-
- private:
-  std::uint64_t state_;
-};
 
 struct Verdict {
   ParseStatus status;
