@@ -94,9 +94,10 @@ plots:
 report:
 	@test -n "$(RUN)" || { echo "usage: make report RUN=results/<folder>"; exit 2; }
 	$(PY) bench/report.py $(RUN)
-# BASE=epoll: rates and CPU as ratios to that model within each run (machine-independent).
+# BASE=epoll: rates and CPU as ratios to that model within each run (machine-independent);
+# BASE=all: to the geometric mean of every model both runs measured.
 compare:
-	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<a> B=results/<b> [BASE=epoll]"; exit 2; }
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<a> B=results/<b> [BASE=epoll|all]"; exit 2; }
 	$(PY) bench/compare.py $(A) $(B) $(if $(BASE),--base $(BASE))
 
 loadgen-vs-wrk: all

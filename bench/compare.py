@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Compare two results folders: `make compare A=results/<a> B=results/<b> [BASE=epoll]`.
 
-    /usr/bin/python3 bench/compare.py A B [--base MODEL] [--out DIR]
+    /usr/bin/python3 bench/compare.py A B [--base MODEL|all] [--out DIR]
 
 For every experiment, model and parameter measured in both runs, the ratio B/A of the headline
 figures (throughput, p99, memory per idle connection, ...) with both runs' median [min-max].
@@ -16,7 +16,10 @@ MB/s, system calls per request) is first divided by the BASE model's same figure
 point in its own run; B/A then compares those ratios. The range of such a ratio is the range
 of its per-repetition ratios (models run interleaved inside each repetition, so one
 repetition's ratio cancels that moment's machine state), or, from summary.csv alone, the
-interval quotient [min / base max, max / base min]. Memory per connection is compared as it
+interval quotient [min / base max, max / base min]. `--base all` divides by the geometric mean
+of every model both runs measured at that point instead: one baseline model's own noise then
+no longer moves every ratio (two back-to-back runs here: req/s at 100 connections agreed within
+10 % for 20 of 27 models this way, for 2 of 26 with BASE=epoll). Memory per connection is compared as it
 is (it does not depend on CPU speed, and a ratio to epoll's few hundred bytes would be noise),
 and so is latency.
 
@@ -90,6 +93,42 @@ def per_rep_values(run: Path) -> dict[tuple, dict[int, float]]:
             if isinstance(v, (int, float)):
                 out.setdefault((r["experiment"], r["model"], str(p), metric), {})[int(r.get("rep", 0))] = float(v)
     return out
+
+
+ALL = "all"   # --base all: the geometric mean of every model both runs measured at the point
+
+
+def _geomean(values: list[float]) -> float | None:
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def add_all_base(ta: list[dict], tb: list[dict], reps_a: dict, reps_b: dict) -> None:
+    """Adds a synthetic model "all" to both tables (and their per-repetition values): at each
+    point and rate/CPU metric, the geometric mean over the models both runs measured there.
+    One model's own noise then no longer moves every ratio: a baseline of one model carries
+    its spread into each figure divided by it; the mean of ~27 carries a fifth of it."""
+    def index(t):
+        return {(r["experiment"], r["model"], str(r["param"]), r["metric"]): r for r in t
+                if r.get("median") is not None}
+    ia, ib = index(ta), index(tb)
+    points: dict[tuple, list[str]] = {}
+    for (exp, model, param, metric) in ia.keys() & ib.keys():
+        if metric in RELATIVE_METRICS and model != ALL:
+            points.setdefault((exp, param, metric), []).append(model)
+    for (exp, param, metric), models in points.items():
+        for table, idx, reps in ((ta, ia, reps_a), (tb, ib, reps_b)):
+            rows = [idx[(exp, m, param, metric)] for m in models]
+            row = {"experiment": exp, "model": ALL, "param": rows[0]["param"], "metric": metric,
+                   "unit": rows[0].get("unit", ""), "n": min(r["n"] for r in rows),
+                   "median": _geomean([r["median"] for r in rows]),
+                   "min": _geomean([r["min"] for r in rows if r.get("min") is not None]),
+                   "max": _geomean([r["max"] for r in rows if r.get("max") is not None])}
+            table.append(row)
+            per = [reps.get((exp, m, param, metric)) or {} for m in models]
+            common = set.intersection(*(set(d) for d in per)) if per else set()
+            if common:
+                reps[(exp, ALL, param, metric)] = {k: _geomean([d[k] for d in per]) for k in common}
 
 
 def is_relative(metric: str, base: str | None) -> bool:
@@ -214,8 +253,10 @@ def to_markdown(rows: list[dict], a_name: str, b_name: str, base: str | None = N
              f"`~`: one side has a single repetition and the ratio is off 1 by more than "
              f"{SINGLE_REP_NOISE:.0%} (this machine's usual run-to-run noise).")
     if base:
+        whose = ("the geometric mean of every model both runs measured there (`all`)" if base == ALL
+                 else f"{base}'s same figure")
         intro += (f" **Machine-independent mode, BASE = {base}:** each rate and CPU figure "
-                  f"({', '.join(sorted(RELATIVE_METRICS))}) is first divided by {base}'s same figure "
+                  f"({', '.join(sorted(RELATIVE_METRICS))}) is first divided by {whose} "
                   f"at the same point in its own run (shown as `0.93x (raw)`), and B/A compares "
                   f"those ratios; a ratio's range is that of its per-repetition ratios (from "
                   f"runs.jsonl), or [min / {base} max, max / {base} min] from summary.csv; with one "
@@ -450,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("a", type=Path)
     ap.add_argument("b", type=Path)
     ap.add_argument("--base", metavar="MODEL",
-                    help="machine-independent mode: rates and CPU as ratios to this model's (e.g. epoll)")
+                    help="machine-independent mode: rates and CPU as ratios to this model's (e.g. "
+                         "epoll), or to the geometric mean of every model both runs measured (all)")
     ap.add_argument("--out", type=Path, help="default: B/compare-<name of A>/")
     ap.add_argument("--no-charts", action="store_true")
     args = ap.parse_args(argv)
@@ -464,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ta, tb = load_table(args.a), load_table(args.b)
     reps_a, reps_b = (per_rep_values(args.a), per_rep_values(args.b)) if args.base else ({}, {})
-    if args.base:
+    if args.base == ALL:
+        add_all_base(ta, tb, reps_a, reps_b)
+    elif args.base:
         have = {r["model"] for r in ta} & {r["model"] for r in tb}
         if args.base not in have:
             print(f"compare.py: BASE model {args.base!r} is not measured in both runs "

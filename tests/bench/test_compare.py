@@ -150,6 +150,35 @@ class BaseArithmetic(unittest.TestCase):
         self.assertEqual(r_abs["verdict"], "")            # +20 % absolute: within 25 % noise
 
 
+class AllModelsBase(unittest.TestCase):
+    def test_geometric_mean_of_the_shared_models_is_the_base(self):
+        ta, tb = table(A), table(B)
+        compare.add_all_base(ta, tb, {}, {})
+        a_all = by(ta, "scale", "all", 100, "rps")
+        # epoll, fork and threads at c=100 in both runs: (100000 * 50000 * 80000) ** (1/3)
+        self.assertAlmostEqual(a_all["median"], (100000 * 50000 * 80000) ** (1 / 3), places=3)
+        rows = compare.compare(ta, tb, "all")
+        fork = by(rows, "scale", "fork", 100, "rps")
+        b_all = (150000 * 75000 * 60000) ** (1 / 3)
+        self.assertAlmostEqual(fork["ratio"], (75000 / b_all) / (50000 / a_all["median"]), places=6)
+        # fork at c=10 has no other model there: its own figure is the mean, ratio 1
+        self.assertAlmostEqual(by(rows, "scale", "fork", 10, "rps")["ratio"], 1.0)
+        # memory is not divided
+        self.assertAlmostEqual(by(rows, "idle", "fork", "slope", "pss_slope_kib_per_conn")["ratio"], 56.5 / 56.0)
+
+    def test_command_line(self):
+        with tempfile.TemporaryDirectory() as d:
+            a, b = Path(d, "a"), Path(d, "b")
+            for path, text in ((a, A), (b, B)):
+                path.mkdir()
+                (path / "summary.csv").write_text(text)
+            p = subprocess.run([sys.executable, str(REPO / "bench" / "compare.py"), str(a), str(b),
+                                "--base", "all", "--no-charts"], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("BASE = all", p.stdout)
+            self.assertIn("geometric mean", p.stdout)
+
+
 class PairedRepetitions(unittest.TestCase):
     def test_per_repetition_ratios_give_the_range(self):
         # Three interleaved repetitions; the machine drifts (rep 2 is 20 % slower for both),
