@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 from . import store
+from .meta import repo_relative
 
 
 def run(binary: Path, out_path: Path, min_time_s: float, reps: int, cpu: int | None,
         bench_filter: str | None = None, timeout_s: float = 900) -> dict:
-    info = {"binary": str(binary), "min_time_s": min_time_s, "repetitions": reps, "cpu": cpu,
+    info = {"binary": repo_relative(binary), "min_time_s": min_time_s, "repetitions": reps, "cpu": cpu,
             "filter": bench_filter, "exit_code": None, "wall_s": None, "error": None}
     result: dict = {"context": {}, "benchmarks": []}
     if not Path(binary).exists():
@@ -60,6 +61,11 @@ def run(binary: Path, out_path: Path, min_time_s: float, reps: int, cpu: int | N
             os.unlink(tmp)
         except OSError:
             pass
+    # Google Benchmark names its executable by absolute path: a committed run must not name
+    # the checkout it was made in.
+    ctx = result.get("context")
+    if isinstance(ctx, dict) and ctx.get("executable"):
+        ctx["executable"] = repo_relative(ctx["executable"])
     result["cmbench"] = info
     store.atomic_write_json(out_path, result)
     return result

@@ -174,8 +174,13 @@ class EndToEnd(unittest.TestCase):
         self.assertIn(("micro", "ns_per_op"), metrics)
 
     def test_micro_json(self):
-        micro = json.loads((self.run_dir / store.MICRO).read_text())
+        text = (self.run_dir / store.MICRO).read_text()
+        micro = json.loads(text)
         self.assertIsNone(micro["cmbench"]["error"])
+        # A committed run names no absolute path into the checkout it was made in.
+        self.assertNotIn(str(REPO.resolve()) + "/", text)
+        if BIN.resolve().is_relative_to(REPO.resolve()):
+            self.assertFalse(Path(micro["cmbench"]["binary"]).is_absolute(), micro["cmbench"]["binary"])
         names = {b["run_name"] for b in micro["benchmarks"]}
         for want in ("wait/epoll/100", "wait/poll/1", "wait/select/100", "parse/minimal"):
             self.assertIn(want, names)
