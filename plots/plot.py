@@ -774,11 +774,14 @@ def syscall_stacks(data: Data, experiment: str, param) -> tuple[list[str], dict[
             if total and total.get("median") is not None and "other" not in d:
                 d["other"] = max(0.0, total["median"] - sum(d.values()))
             per[m] = d
-    weight = {n: max(d.get(n, 0.0) for d in per.values()) for n in names if n != "other"}
+    # The calls that matter across the models (summed over them, so that one model's quirk
+    # does not push out the recv/send every model makes) get their own colour; the rest is
+    # folded into "other", so each model's calls add up to its syscalls_per_req.
+    weight = {n: sum(d.get(n, 0.0) for d in per.values()) for n in names if n != "other"}
     top = sorted(weight, key=lambda n: -weight[n])[:SYSCALL_TOP]
     for d in per.values():
-        rest = sum(v for n, v in d.items() if n not in top and n != "other")
-        d["other"] = d.get("other", 0.0) + rest
+        rest = [n for n in d if n not in top and n != "other"]
+        d["other"] = d.get("other", 0.0) + sum(d.pop(n) for n in rest)
     return top + ["other"], per
 
 
