@@ -1123,8 +1123,8 @@ def check_max_clients(bin_dir: str, model: str) -> None:
                 kids = [p for p, st in server.children().items() if st != "Z"]
                 require(len(kids) <= cap, f"fork: {len(kids)} children with --max-clients {cap}")
             if model in THREAD_MODELS:
-                require(server.threads() <= cap + 1, f"threads: {server.threads()} threads with "
-                                                     f"--max-clients {cap}")
+                require(server.threads() <= cap + 1 + server.sanitizer_threads(),
+                        f"threads: {server.threads()} threads with --max-clients {cap}")
             socks.pop().close()
             # Once the server has seen that close, a new client is served again.
             t0 = time.monotonic()

@@ -379,6 +379,15 @@ class Server:
     def threads(self) -> int:
         return thread_count(self.pid)
 
+    def sanitizer_threads(self) -> int:
+        """Threads the sanitizer runtime adds to the process (TSan runs one of its own; ASan
+        and a Release build none), so that thread-count checks hold in every build."""
+        try:
+            with open(f"/proc/{self.pid}/maps") as f:
+                return 1 if "libtsan" in f.read() else 0
+        except OSError:
+            return 0
+
     def cpu(self) -> float:
         return tree_cpu_seconds(self.pid)
 

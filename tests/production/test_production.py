@@ -78,9 +78,7 @@ class ThreadPool(unittest.TestCase):
                 now = settle(server)
                 # 4 pool threads + the timer + main (+ TSan's own background thread; ASan has
                 # none), with 300 connections as with none.
-                with open(f"/proc/{server.pid}/maps") as f:
-                    tsan = "libtsan" in f.read()
-                self.assertEqual(base[1], 6 + (1 if tsan else 0))
+                self.assertEqual(base[1], 6 + server.sanitizer_threads())
                 self.assertEqual(now[1], base[1])
                 self.assertGreaterEqual(now[0], base[0] + 300)
             finally:
