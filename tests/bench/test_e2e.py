@@ -164,7 +164,10 @@ class EndToEnd(unittest.TestCase):
         self.assertIn(("scale", "rps"), metrics)
         self.assertIn(("idle", "pss_slope_kib_per_conn"), metrics)
         slope = {r["model"]: r for r in rows if r["metric"] == "pss_slope_kib_per_conn"}
-        self.assertGreater(float(slope["threads"]["median"]), 4, slope["threads"])   # a stack each
+        if os.environ.get("CMBENCH_SANITIZED", "") in ("", "0"):
+            # a stack each (a sanitizer build's readings are its runtime's, and TSan's slowdown
+            # can leave the tiny run's slope without three complete counts)
+            self.assertGreater(float(slope["threads"]["median"]), 4, slope["threads"])
         for r in slope.values():
             if r["median"]:
                 self.assertGreaterEqual(float(r["median"]), 0)

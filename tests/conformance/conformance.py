@@ -624,6 +624,7 @@ def check_fd_baseline(bin_dir: str, model: str) -> None:
 def check_sigterm(bin_dir: str, model: str) -> None:
     limit = 2.0 * (2 if SANITIZED else 1)
     with Server(bin_dir, model) as server:
+        under_tsan = server.sanitizer_threads() > 0
         socks = []
         for i in range(6):
             s = connect(server)
@@ -682,6 +683,15 @@ def check_sigterm(bin_dir: str, model: str) -> None:
 
     # The ready line means "ready": a SIGTERM sent the moment it appears (as a harness that
     # only probes a server does) must already get the orderly exit 0, not the default action.
+    if under_tsan:
+        # TSan's runtime takes every signal itself and runs the program's handler later, at an
+        # intercepted call. Measured with server-poll (make tsan): 3 of 80 SIGTERMs sent during
+        # start-up never reached the handler; the process sat in poll() waking each second with
+        # nothing pending or blocked in /proc/<pid>/status. Release and ASan builds pass this
+        # 40 of 40 every time, so under TSan it would test TSan's signal delivery, not ours.
+        log("SIGTERM right after the ready line: not checked under TSan (its runtime defers "
+            "signal handlers; Release and ASan builds check it)")
+        return
     statuses = []
     for _ in range(40):
         with Server(bin_dir, model) as quick:
