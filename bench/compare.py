@@ -95,6 +95,11 @@ def per_rep_values(run: Path) -> dict[tuple, dict[int, float]]:
     return out
 
 
+def index_rows(table: list[dict]) -> dict[tuple, dict]:
+    """(experiment, model, param as text, metric) -> summary row."""
+    return {(r["experiment"], r["model"], str(r["param"]), r["metric"]): r for r in table}
+
+
 ALL = "all"   # --base all: the geometric mean of every model both runs measured at the point
 
 
@@ -108,13 +113,12 @@ def add_all_base(ta: list[dict], tb: list[dict], reps_a: dict, reps_b: dict) -> 
     point and rate/CPU metric, the geometric mean over the models both runs measured there.
     One model's own noise then no longer moves every ratio: a baseline of one model carries
     its spread into each figure divided by it; the mean of ~27 carries a fifth of it."""
-    def index(t):
-        return {(r["experiment"], r["model"], str(r["param"]), r["metric"]): r for r in t
-                if r.get("median") is not None}
-    ia, ib = index(ta), index(tb)
+    ia, ib = index_rows(ta), index_rows(tb)
     points: dict[tuple, list[str]] = {}
-    for (exp, model, param, metric) in ia.keys() & ib.keys():
-        if metric in RELATIVE_METRICS and model != ALL:
+    for key in ia.keys() & ib.keys():
+        exp, model, param, metric = key
+        if (metric in RELATIVE_METRICS and model != ALL and ia[key].get("median") is not None
+                and ib[key].get("median") is not None):
             points.setdefault((exp, param, metric), []).append(model)
     for (exp, param, metric), models in points.items():
         for table, idx, reps in ((ta, ia, reps_a), (tb, ib, reps_b)):
@@ -180,9 +184,7 @@ def compare(ta: list[dict], tb: list[dict], base: str | None = None,
     same point are left out: see missing_base); reps_a/reps_b (per_rep_values) give those
     ratios per-repetition ranges."""
     reps_a, reps_b = reps_a or {}, reps_b or {}
-    def index(t):
-        return {(r["experiment"], r["model"], str(r["param"]), r["metric"]): r for r in t}
-    ia, index_b = index(ta), index(tb)
+    ia, index_b = index_rows(ta), index_rows(tb)
     out = []
     for exp, metric, _better in HEADLINES:
         for a in ta:

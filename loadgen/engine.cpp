@@ -40,8 +40,8 @@ constexpr std::int64_t kMaxBackoff = 100 * kNsPerMs;
 // request falls due this soon. On a virtual machine, arming a timer and waking from idle each
 // leave the guest: measured here, a sleeping generator spent 37 us of CPU per request at
 // 10k req/s and saturated its core at 40k, so it could not offer half of what one server core
-// serves. Polling keeps the core awake; the time spent in empty polls is reported (poll_idle)
-// and is not counted as the generator being busy.
+// serves. Polling keeps the core awake; the time spent in empty polls (poll_idle_ns_) is
+// not counted as the generator being busy, nor in the CPU it reports (cpu_s).
 constexpr std::int64_t kPollWindow = 500 * kNsPerUs;
 
 enum Tag : std::uint64_t { tag_timer = 0, tag_active = 1, tag_idle = 2 };

@@ -182,9 +182,7 @@ int main(int argc, char** argv) {
   result.cpu_sys_s = seconds(ru1.ru_stime) - seconds(ru0.ru_stime);
   if (result.duration_s > 0) result.sent_rate = static_cast<double>(result.stats.sent) / result.duration_s;
   result.cpu_wall_s = cpu_wall_s;
-  result.limit = generator_limit(cfg, result.stats, cpu_wall_s,
-                                 result.work_user_s() + result.work_sys_s(),
-                                 result.busy_share);
+  result.limit = generator_limit(cfg, result.stats, cpu_wall_s, result.work_s(), result.busy_share);
   result.generator_limited = result.limit.any();
 
   print_summary(result, human);

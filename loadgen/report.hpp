@@ -47,9 +47,10 @@ struct Result {
   double work_user_s() const noexcept {
     return std::max(0.0, cpu_user_s - std::max(0.0, poll_idle_s - cpu_sys_s));
   }
+  double work_s() const noexcept { return work_user_s() + work_sys_s(); }
   // Share of its threads' time the generator was working (1 = every thread always busy).
   double cpu_share() const noexcept {
-    return cpu_wall_s > 0 ? (work_user_s() + work_sys_s()) / (cpu_wall_s * cfg.threads) : 0.0;
+    return cpu_wall_s > 0 ? work_s() / (cpu_wall_s * cfg.threads) : 0.0;
   }
 };
 
