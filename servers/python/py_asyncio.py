@@ -17,6 +17,14 @@ import sys
 
 import cmbench_http as http
 
+# asyncio uses start_server()'s backlog twice: as listen()'s queue, and as the number of
+# accept() calls one readiness event may make. CPython 3.11's accept loop does not stop at
+# EMFILE: each of those calls fails again, is logged with its traceback and schedules its own
+# retry 1 s later, so with a 4096 backlog a listener at the fd limit cost 4096 failed accepts,
+# log records and retries per turn (half a core, 80k lines of stderr a second). We let asyncio
+# make its own default of 100 accepts per turn and give the kernel our --backlog ourselves.
+ACCEPTS_PER_TURN = 100
+
 
 class Connection:
     """What the Tracker sees of one client: its session, and how to end its Task."""
@@ -111,11 +119,32 @@ async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
             writer.transport.abort()    # deadline or stop: no waiting for a stalled reader
 
 
+def quiet_fd_limit(loop: asyncio.AbstractEventLoop, stopped: asyncio.Event) -> None:
+    """At the fd limit, report "out of system resource" once a second instead of once per failed
+    accept(), as nginx logs "accept() failed (24: Too many open files)" once per back-off.
+    After the stop, the accept retries still pending find the listener closed (ValueError from
+    the selector); they are the shutdown, not a fault, and are not reported."""
+    last_report = float("-inf")
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        nonlocal last_report
+        if context.get("message") == "socket.accept() out of system resource":
+            if loop.time() - last_report < 1.0:
+                return
+            last_report = loop.time()
+        elif stopped.is_set() and isinstance(context.get("exception"), ValueError):
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def serve(model: str, description: str) -> int:
     listener, opts = http.start(model, description)
     loop = asyncio.get_running_loop()
     tracker = http.Tracker(opts)
     stopped = asyncio.Event()
+    quiet_fd_limit(loop, stopped)
     http.STOP.on_stop = lambda: loop.call_soon_threadsafe(stopped.set)
 
     def sweep() -> None:
@@ -123,7 +152,8 @@ async def serve(model: str, description: str) -> int:
         loop.call_later(tracker.tick(), sweep)
 
     server = await asyncio.start_server(lambda r, w: serve_client(r, w, tracker), sock=listener,
-                                        backlog=opts.backlog)
+                                        backlog=ACCEPTS_PER_TURN)
+    listener.listen(opts.backlog)       # asyncio's listen() above set the kernel's queue to 100
     loop.call_later(tracker.tick(), sweep)
     await stopped.wait()
     server.close()                      # stop accepting
