@@ -21,7 +21,7 @@ import cmbench_http as http
 # accept() calls one readiness event may make. CPython 3.11's accept loop does not stop at
 # EMFILE: each of those calls fails again, is logged with its traceback and schedules its own
 # retry 1 s later, so with a 4096 backlog a listener at the fd limit cost 4096 failed accepts,
-# log records and retries per turn (half a core, 80k lines of stderr a second). We let asyncio
+# log records and retries per turn (up to half a core and ~70k lines of stderr a second). We let asyncio
 # make its own default of 100 accepts per turn and give the kernel our --backlog ourselves.
 ACCEPTS_PER_TURN = 100
 
