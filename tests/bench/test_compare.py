@@ -166,18 +166,6 @@ class AllModelsBase(unittest.TestCase):
         # memory is not divided
         self.assertAlmostEqual(by(rows, "idle", "fork", "slope", "pss_slope_kib_per_conn")["ratio"], 56.5 / 56.0)
 
-    def test_command_line(self):
-        with tempfile.TemporaryDirectory() as d:
-            a, b = Path(d, "a"), Path(d, "b")
-            for path, text in ((a, A), (b, B)):
-                path.mkdir()
-                (path / "summary.csv").write_text(text)
-            p = subprocess.run([sys.executable, str(REPO / "bench" / "compare.py"), str(a), str(b),
-                                "--base", "all", "--no-charts"], capture_output=True, text=True)
-            self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertIn("BASE = all", p.stdout)
-            self.assertIn("geometric mean", p.stdout)
-
 
 class PairedRepetitions(unittest.TestCase):
     def test_per_repetition_ratios_give_the_range(self):
@@ -218,12 +206,27 @@ class CommandLine(unittest.TestCase):
         return subprocess.run([sys.executable, str(REPO / "bench" / "compare.py"), *args],
                               capture_output=True, text=True, timeout=120)
 
+    @staticmethod
+    def summary_only_runs(d: str) -> tuple[Path, Path]:
+        """Two run folders holding only summary.csv (A and B above)."""
+        ra, rb = Path(d, "a"), Path(d, "b")
+        for p, text in ((ra, A), (rb, B)):
+            p.mkdir()
+            (p / "summary.csv").write_text(text)
+        return ra, rb
+
+    def test_base_all(self):
+        with tempfile.TemporaryDirectory() as d:
+            ra, rb = self.summary_only_runs(d)
+            p = self.run_compare(str(ra), str(rb), "--base", "all", "--no-charts")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("BASE = all", p.stdout)
+            self.assertIn("geometric mean", p.stdout)
+
     def test_summary_only_folders_with_base_and_charts(self):
         with tempfile.TemporaryDirectory() as d:
-            ra, rb, out = Path(d, "a"), Path(d, "b"), Path(d, "out")
-            for p, text in ((ra, A), (rb, B)):
-                p.mkdir()
-                (p / "summary.csv").write_text(text)
+            ra, rb = self.summary_only_runs(d)
+            out = Path(d, "out")
             p = self.run_compare(str(ra), str(rb), "--base", "epoll", "--out", str(out))
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertIn("(BASE = epoll)", p.stdout)
@@ -239,10 +242,7 @@ class CommandLine(unittest.TestCase):
 
     def test_unknown_base_is_a_one_line_error(self):
         with tempfile.TemporaryDirectory() as d:
-            ra, rb = Path(d, "a"), Path(d, "b")
-            for p, text in ((ra, A), (rb, B)):
-                p.mkdir()
-                (p / "summary.csv").write_text(text)
+            ra, rb = self.summary_only_runs(d)
             p = self.run_compare(str(ra), str(rb), "--base", "nosuchmodel", "--no-charts")
             self.assertEqual(p.returncode, 2)
             self.assertIn("BASE model 'nosuchmodel' is not measured in both runs", p.stderr)
