@@ -766,15 +766,15 @@ def check_fd_limit(bin_dir: str, model: str) -> None:
         used, span = server.cpu() - cpu0, time.monotonic() - t0
         share = used / span
         answered = sum(1 for s in socks if nothing_arrives(s, 0))
-        err = server.stderr_text()
+        err_lines = len(server.stderr_text().splitlines())
         log(f"ulimit -n 64, 200 clients: server CPU {share * 100:.0f}% over {span:.1f}s; "
-            f"{answered} clients answered so far; stderr {len(err.splitlines())} lines")
+            f"{answered} clients answered so far; stderr {err_lines} lines")
         require(server.alive(), "server died at the fd limit")
         require(share < 0.5, f"server used {share * 100:.0f}% CPU while out of fds (accept spin?)")
         # One report per back-off, not one per failed accept(): CPython 3.11's asyncio at its
         # default settings wrote 80k lines a second here (every model writes < 100 in all).
-        require(len(err.splitlines()) < 1000, f"server wrote {len(err.splitlines())} lines of stderr "
-                                              f"at the fd limit (one per failed accept?)")
+        require(err_lines < 1000, f"server wrote {err_lines} lines of stderr at the fd limit "
+                                  f"(one per failed accept?)")
         for s in socks:
             s.close()
         # Once the others are gone, new clients are served normally.
